@@ -1,0 +1,9 @@
+//! Users (tenants with their own slot limits) and their API keys.
+
+mod api_key;
+mod repository;
+
+pub use api_key::{ApiKey, ApiKeyHash};
+pub use repository::{
+    create_user, find_user_by_api_key, find_user_by_name, issue_api_key, list_users, NewUser, User,
+};

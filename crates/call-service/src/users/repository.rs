@@ -1,0 +1,110 @@
+//! SQL for `users` and `api_keys`. Functions take a connection so callers can compose them inside
+//! one transaction.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use super::api_key::{ApiKey, ApiKeyHash};
+use crate::UserId;
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub direct_call_limit: i32,
+    pub campaign_call_limit: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What it takes to make a user; limits already validated (≥ 0).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub name: String,
+    pub direct_call_limit: i32,
+    pub campaign_call_limit: i32,
+}
+
+#[tracing::instrument(name = "Create a user", skip_all, fields(name = %new.name))]
+pub async fn create_user(conn: &mut PgConnection, new: &NewUser) -> sqlx::Result<User> {
+    sqlx::query_as!(
+        User,
+        r#"INSERT INTO users (id, name, direct_call_limit, campaign_call_limit)
+           VALUES ($1, $2, $3, $4)
+           RETURNING id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at"#,
+        UserId::new() as UserId,
+        new.name.trim(),
+        new.direct_call_limit,
+        new.campaign_call_limit,
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Issues a new key for `user`; the returned key is the only copy of its text.
+#[tracing::instrument(name = "Issue an API key", skip_all, fields(user_id = %user))]
+pub async fn issue_api_key(conn: &mut PgConnection, user: UserId) -> sqlx::Result<ApiKey> {
+    let key = ApiKey::generate();
+    sqlx::query!(
+        "INSERT INTO api_keys (id, user_id, key_hash, key_prefix) VALUES ($1, $2, $3, $4)",
+        uuid::Uuid::now_v7(),
+        user as UserId,
+        &key.hash().0[..],
+        key.display_prefix(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(key)
+}
+
+/// The user owning a presented, unrevoked key.
+#[tracing::instrument(name = "Authenticate an API key", skip_all)]
+pub async fn find_user_by_api_key(
+    conn: &mut PgConnection,
+    presented: &str,
+) -> sqlx::Result<Option<User>> {
+    if !ApiKeyHash::plausible(presented) {
+        return Ok(None);
+    }
+    let hash = ApiKeyHash::of(presented);
+    sqlx::query_as!(
+        User,
+        r#"SELECT u.id AS "id: UserId", u.name, u.direct_call_limit, u.campaign_call_limit, u.created_at, u.updated_at
+           FROM api_keys k JOIN users u ON u.id = k.user_id
+           WHERE k.key_hash = $1 AND k.revoked_at IS NULL"#,
+        &hash.0[..],
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Users in creation order, after `after` (a cursor), at most `limit`.
+pub async fn list_users(
+    conn: &mut PgConnection,
+    after: Option<UserId>,
+    limit: i64,
+) -> sqlx::Result<Vec<User>> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at
+           FROM users WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"#,
+        after.map(uuid::Uuid::from),
+        limit,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The oldest user with this exact name (used to seed the `dev` demo user once).
+pub async fn find_user_by_name(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at
+           FROM users WHERE name = $1 ORDER BY created_at LIMIT 1"#,
+        name,
+    )
+    .fetch_optional(conn)
+    .await
+}

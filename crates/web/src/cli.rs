@@ -1,0 +1,67 @@
+//! The `switchboard` command line.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Call orchestration for voice-AI agents on Bolna"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server and background tasks against the configured database.
+    Serve(ServeArgs),
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Run everything locally: a private PostgreSQL (unless one is configured), a demo user, and
+    /// the server. Prints how to use it. Ctrl-C stops it all.
+    Dev(DevArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Do not apply pending migrations at start-up.
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user and print its API key (shown once).
+    Create(CreateUserArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    /// The user's display name.
+    #[arg(long)]
+    pub name: String,
+    /// Concurrent direct calls allowed.
+    #[arg(long, default_value_t = 2)]
+    pub direct_limit: u32,
+    /// Concurrent campaign calls allowed (default: limits.default_campaign_call_limit).
+    #[arg(long)]
+    pub campaign_limit: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the private PostgreSQL keeps its files (kept between runs).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DEV_DATA_DIR",
+        default_value = ".switchboard/postgres"
+    )]
+    pub data_dir: std::path::PathBuf,
+}

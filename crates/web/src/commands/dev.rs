@@ -1,0 +1,98 @@
+//! `switchboard dev`: the embedded default for a newcomer. With no database configured it runs a
+//! private PostgreSQL from the installed server binaries (kept in a project-local folder between
+//! runs), applies migrations, seeds a demo user, serves, and prints how to use it all.
+//! Ctrl-C stops the server and the private database.
+
+use anyhow::Context;
+use call_service::users::{create_user, find_user_by_name, issue_api_key, NewUser};
+use local_postgres::{Cluster, ClusterOptions};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::cli::DevArgs;
+use crate::settings::Settings;
+use crate::startup::Application;
+
+const DEMO_USER: &str = "demo";
+
+pub async fn run(mut settings: Settings, args: DevArgs) -> anyhow::Result<()> {
+    let private_cluster = match settings.database.url {
+        Some(_) => None,
+        None => {
+            let options = ClusterOptions::durable(&args.data_dir);
+            let cluster = tokio::task::spawn_blocking(move || Cluster::ensure_running(&options))
+                .await
+                .context("starting the private PostgreSQL")??;
+            let url =
+                local_postgres::ensure_database(&cluster.url("postgres"), "switchboard").await?;
+            settings.database.url = Some(SecretString::from(url));
+            Some(cluster)
+        }
+    };
+
+    let result = serve(settings, private_cluster.as_ref()).await;
+    if let Some(cluster) = private_cluster {
+        println!("stopping the private PostgreSQL");
+        tokio::task::spawn_blocking(move || cluster.stop()).await??;
+    }
+    result
+}
+
+async fn serve(settings: Settings, cluster: Option<&Cluster>) -> anyhow::Result<()> {
+    let pool = crate::database::lazy_pool(&settings.database)?;
+    crate::database::check_reachable(&pool, &settings.database).await?;
+    super::migrate::apply(&pool).await?;
+    let api_key = seed_demo_user(&pool, &settings).await?;
+    pool.close().await;
+
+    let admin_token = settings
+        .auth
+        .admin_token
+        .as_ref()
+        .map(|token| token.expose_secret().to_owned())
+        .unwrap_or_else(|| "(not set: auth.admin_token)".to_owned());
+    let host = settings.server.host.clone();
+    let application = Application::build(settings).await?;
+    let base_url = format!("http://{host}:{}", application.port());
+    print_banner(&base_url, &admin_token, &api_key, cluster);
+    application.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn seed_demo_user(pool: &sqlx::PgPool, settings: &Settings) -> anyhow::Result<String> {
+    let mut tx = pool.begin().await?;
+    let user = match find_user_by_name(&mut tx, DEMO_USER).await? {
+        Some(user) => user,
+        None => {
+            let new = NewUser {
+                name: DEMO_USER.to_owned(),
+                direct_call_limit: i32::try_from(settings.limits.default_direct_call_limit)?,
+                campaign_call_limit: i32::try_from(settings.limits.default_campaign_call_limit)?,
+            };
+            create_user(&mut tx, &new).await?
+        }
+    };
+    // Keys are stored hashed, so each run issues a fresh one to print.
+    let key = issue_api_key(&mut tx, user.id).await?;
+    tx.commit().await?;
+    Ok(key.reveal().to_owned())
+}
+
+fn print_banner(base_url: &str, admin_token: &str, api_key: &str, cluster: Option<&Cluster>) {
+    let database = match cluster {
+        Some(cluster) => format!(
+            "private PostgreSQL on port {} ({})",
+            cluster.port(),
+            cluster.data_dir().display()
+        ),
+        None => "the configured database".to_owned(),
+    };
+    println!(
+        "\nSwitchboard is running.\n\
+         \n  base URL      {base_url}\
+         \n  health        {base_url}/healthz   readiness {base_url}/readyz\
+         \n  database      {database}\
+         \n  admin token   {admin_token}\
+         \n  demo API key  {api_key}\
+         \n\nTry it:\n  curl -s {base_url}/readyz\n\nCtrl-C stops everything.\n"
+    );
+}

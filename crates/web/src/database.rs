@@ -1,0 +1,53 @@
+//! The connection pool, built from settings, and the start-up checks around it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::settings::DatabaseSettings;
+
+/// Parses `database.url` into connection options; the message names the key, never the password.
+pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
+    let url = settings.url.as_ref().context(
+        "database.url is not set: set SWITCHBOARD__DATABASE__URL or DATABASE_URL, \
+         or run `switchboard dev` for a private database",
+    )?;
+    url.expose_secret()
+        .parse::<PgConnectOptions>()
+        .map_err(|error| anyhow::anyhow!("database.url is malformed: {error}"))
+}
+
+/// A pool that connects on first use, so the process starts (and `/readyz` can say 503) while the
+/// database is down.
+pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    Ok(pool_options(settings).connect_lazy_with(connect_options(settings)?))
+}
+
+/// Checks that the database answers, with a one-line error naming the target when it does not.
+pub async fn check_reachable(pool: &PgPool, settings: &DatabaseSettings) -> anyhow::Result<()> {
+    let options = connect_options(settings)?;
+    let target = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default)")
+    );
+    tokio::time::timeout(
+        settings.acquire_timeout() + Duration::from_secs(1),
+        pool.acquire(),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("cannot reach the database at {target}: timed out"))?
+    .map_err(|error| anyhow::anyhow!("cannot reach the database at {target}: {error}"))?;
+    Ok(())
+}
+
+fn pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(settings.min_connections)
+        .acquire_timeout(settings.acquire_timeout())
+}

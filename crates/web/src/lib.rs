@@ -1,0 +1,16 @@
+//! The `switchboard` binary's library: configuration, telemetry, HTTP routes, start-up and the
+//! command line. `main.rs` only parses arguments and calls [`commands::run`].
+
+pub mod cli;
+pub mod commands;
+pub mod database;
+pub mod extract;
+pub mod problem;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,3 @@
+//! HTTP routes, one module per area.
+
+pub mod health;

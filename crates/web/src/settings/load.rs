@@ -1,0 +1,281 @@
+//! Where settings come from, in order (later wins): `config/base.toml`, `config/<environment>.toml`,
+//! `DATABASE_URL`, then `SWITCHBOARD__SECTION__KEY` environment variables. Then the start-up checks:
+//! in production a missing secret stops start-up naming its key; a malformed value names its key
+//! and the problem.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Environment, Settings};
+
+/// Start-up refused, with a message naming the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration key `{key}` is required in production (set {env})")]
+    MissingSecret { key: &'static str, env: String },
+    #[error("configuration key `{key}` is malformed: {problem}")]
+    Malformed { key: String, problem: String },
+}
+
+/// The inputs of a load: a config folder (or the defaults built into the binary) and the
+/// environment variables. Tests pass their own variables instead of the process's.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub config_dir: Option<PathBuf>,
+    pub vars: HashMap<String, String>,
+}
+
+const BUILT_IN_BASE: &str = include_str!("../../../../config/base.toml");
+const BUILT_IN_LOCAL: &str = include_str!("../../../../config/local.toml");
+const BUILT_IN_PRODUCTION: &str = include_str!("../../../../config/production.toml");
+
+impl ConfigSource {
+    /// The process environment, with the config folder from `SWITCHBOARD_CONFIG_DIR` or the nearest
+    /// `config/base.toml` above the working directory (so `cargo test -p web` finds the root one).
+    pub fn from_process() -> Self {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        let config_dir = vars
+            .get("SWITCHBOARD_CONFIG_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::current_dir()
+                    .ok()
+                    .and_then(|dir| find_config_dir(&dir))
+            });
+        Self { config_dir, vars }
+    }
+}
+
+fn find_config_dir(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join("config"))
+        .find(|dir| dir.join("base.toml").is_file())
+}
+
+impl Settings {
+    /// Loads settings from the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::load_from(&ConfigSource::from_process())
+    }
+
+    /// Loads settings from an explicit source (see [`ConfigSource`]).
+    pub fn load_from(source: &ConfigSource) -> Result<Self, SettingsError> {
+        let environment: Environment = source
+            .vars
+            .get("SWITCHBOARD_ENVIRONMENT")
+            .map(|value| value.parse())
+            .transpose()
+            .map_err(SettingsError::Invalid)?
+            .unwrap_or(Environment::Local);
+
+        let mut builder = Config::builder();
+        builder = match &source.config_dir {
+            Some(dir) => {
+                let base = dir.join("base.toml");
+                if !base.is_file() {
+                    return Err(SettingsError::Invalid(format!(
+                        "{} does not exist",
+                        base.display()
+                    )));
+                }
+                builder
+                    .add_source(File::from(base))
+                    .add_source(File::from(dir.join(environment.as_str())).required(false))
+            }
+            None => builder
+                .add_source(File::from_str(BUILT_IN_BASE, FileFormat::Toml))
+                .add_source(File::from_str(
+                    built_in_overlay(environment),
+                    FileFormat::Toml,
+                )),
+        };
+        let explicit_database_url = source.vars.contains_key("SWITCHBOARD__DATABASE__URL");
+        if let (false, Some(url)) = (explicit_database_url, source.vars.get("DATABASE_URL")) {
+            builder = builder
+                .set_override("database.url", url.as_str())
+                .map_err(from_config)?;
+        }
+        let switchboard_vars: HashMap<String, String> = source
+            .vars
+            .iter()
+            .filter(|(key, _)| key.starts_with("SWITCHBOARD__"))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("SWITCHBOARD")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("webhook.allowed_ips")
+                .with_list_parse_key("webhook.trusted_proxies")
+                .with_list_parse_key("http.cors_allowed_origins")
+                .try_parsing(true)
+                .source(Some(switchboard_vars)),
+        );
+        let mut settings: Settings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(from_config)?;
+        settings.environment = environment;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The checks that the types alone cannot make.
+    fn check(&self) -> Result<(), SettingsError> {
+        if self.environment == Environment::Production {
+            let required: [(&'static str, &Option<SecretString>); 4] = [
+                ("database.url", &self.database.url),
+                ("bolna.api_key", &self.bolna.api_key),
+                ("webhook.token", &self.webhook.token),
+                ("auth.admin_token", &self.auth.admin_token),
+            ];
+            for (key, value) in required {
+                if value
+                    .as_ref()
+                    .is_none_or(|secret| secret.expose_secret().trim().is_empty())
+                {
+                    return Err(SettingsError::MissingSecret {
+                        key,
+                        env: env_name(key),
+                    });
+                }
+            }
+        }
+        for (key, list) in [
+            ("webhook.allowed_ips", &self.webhook.allowed_ips),
+            ("webhook.trusted_proxies", &self.webhook.trusted_proxies),
+        ] {
+            for entry in list {
+                parse_ip_range(entry).map_err(|problem| malformed(key, problem))?;
+            }
+        }
+        check_url("bolna.base_url", &self.bolna.base_url, &["http", "https"])?;
+        if let Some(url) = &self.database.url {
+            check_url(
+                "database.url",
+                url.expose_secret(),
+                &["postgres", "postgresql"],
+            )
+            .map_err(|_| {
+                malformed(
+                    "database.url",
+                    "expected postgres://user:password@host:port/database".into(),
+                )
+            })?;
+        }
+        for origin in &self.http.cors_allowed_origins {
+            check_url("http.cors_allowed_origins", origin, &["http", "https"])?;
+        }
+        for (key, value) in [
+            (
+                "database.max_connections",
+                u64::from(self.database.max_connections),
+            ),
+            ("bolna.timeout_seconds", self.bolna.timeout_seconds),
+            (
+                "reconciler.interval_seconds",
+                self.reconciler.interval_seconds,
+            ),
+            ("reconciler.lease_seconds", self.reconciler.lease_seconds),
+        ] {
+            if value == 0 {
+                return Err(malformed(key, "must be greater than 0".into()));
+            }
+        }
+        if self.database.min_connections > self.database.max_connections {
+            return Err(malformed(
+                "database.min_connections",
+                "must not exceed database.max_connections".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn built_in_overlay(environment: Environment) -> &'static str {
+    match environment {
+        Environment::Local => BUILT_IN_LOCAL,
+        Environment::Production => BUILT_IN_PRODUCTION,
+    }
+}
+
+/// `webhook.token` → `SWITCHBOARD__WEBHOOK__TOKEN`.
+fn env_name(key: &str) -> String {
+    let mut name = format!(
+        "SWITCHBOARD__{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    );
+    if key == "database.url" {
+        name.push_str(" or DATABASE_URL");
+    }
+    name
+}
+
+fn malformed(key: &str, problem: String) -> SettingsError {
+    SettingsError::Malformed {
+        key: key.to_owned(),
+        problem,
+    }
+}
+
+fn from_config(error: config::ConfigError) -> SettingsError {
+    match error {
+        config::ConfigError::At {
+            error,
+            origin: _,
+            key: Some(key),
+        } => malformed(&key, error.to_string()),
+        other => SettingsError::Invalid(other.to_string()),
+    }
+}
+
+fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), SettingsError> {
+    let (scheme, rest) = value
+        .split_once("://")
+        .ok_or_else(|| malformed(key, format!("`{}` is not a URL", shorten(value))))?;
+    if !schemes.contains(&scheme) {
+        return Err(malformed(
+            key,
+            format!("scheme must be one of {}", schemes.join(", ")),
+        ));
+    }
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(malformed(key, "the URL has no host".into()));
+    }
+    Ok(())
+}
+
+fn shorten(value: &str) -> String {
+    value.chars().take(40).collect()
+}
+
+/// An address (`10.0.0.1`) or CIDR range (`10.0.0.0/8`).
+pub fn parse_ip_range(entry: &str) -> Result<(IpAddr, u8), String> {
+    let (address, prefix) = match entry.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (entry, None),
+    };
+    let address: IpAddr = address
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{entry}` is not an IP address or CIDR range"))?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(prefix) => prefix
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|bits| *bits <= max)
+            .ok_or_else(|| format!("`{entry}` has an invalid prefix length"))?,
+        None => max,
+    };
+    Ok((address, prefix))
+}

@@ -1,0 +1,127 @@
+//! Typed configuration. Layering and start-up checks live in [`load`]; this module only says what
+//! the keys are. Every secret is a [`SecretString`]: its `Debug` prints `[REDACTED]`, and it is
+//! exposed only where it is used.
+
+mod load;
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use load::{ConfigSource, SettingsError};
+
+/// `local` (readable logs, development secrets allowed) or `production` (JSON logs, every secret
+/// required).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.to_ascii_lowercase().as_str() {
+            "local" => Ok(Environment::Local),
+            "production" => Ok(Environment::Production),
+            other => Err(format!(
+                "SWITCHBOARD_ENVIRONMENT is `{other}`; use `local` or `production`"
+            )),
+        }
+    }
+}
+
+/// All of Switchboard's settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(skip, default = "default_environment")]
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub bolna: BolnaSettings,
+    pub webhook: WebhookSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub reconciler: ReconcilerSettings,
+    pub http: HttpSettings,
+}
+
+fn default_environment() -> Environment {
+    Environment::Local
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// Also read from `DATABASE_URL` when `SWITCHBOARD__DATABASE__URL` is not set.
+    pub url: Option<SecretString>,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_seconds: u64,
+    pub run_migrations: bool,
+}
+
+impl DatabaseSettings {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.acquire_timeout_seconds)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BolnaSettings {
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    pub timeout_seconds: u64,
+    pub connect_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    pub token: Option<SecretString>,
+    /// Addresses or CIDR ranges allowed to post webhooks; empty allows any.
+    pub allowed_ips: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is trusted to name the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub admin_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub default_direct_call_limit: u32,
+    pub default_campaign_call_limit: u32,
+    pub account_max_concurrent: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcilerSettings {
+    pub interval_seconds: u64,
+    pub initiating_timeout_seconds: u64,
+    pub lease_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub cors_allowed_origins: Vec<String>,
+}

@@ -1,0 +1,92 @@
+use crate::helpers::{spawn_app, spawn_app_with};
+use secrecy::SecretString;
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+
+    let response = app.get("/healthz").await;
+
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "request id is echoed"
+    );
+}
+
+#[tokio::test]
+async fn readyz_answers_ok_when_the_database_is_migrated() {
+    let app = spawn_app().await;
+
+    let response = app.get("/readyz").await;
+
+    assert_eq!(response.status().as_u16(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["migration"], schema::latest_version());
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_unreachable() {
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let app = spawn_app_with(|settings| {
+        settings.database.url = Some(SecretString::from(format!(
+            "postgres://postgres@127.0.0.1:{port}/nothing"
+        )));
+        settings.database.acquire_timeout_seconds = 1;
+    })
+    .await;
+
+    let response = app.get("/readyz").await;
+
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "database_unreachable");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unreachable"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_migrations_are_pending() {
+    let app = spawn_app().await;
+    sqlx::query("DELETE FROM _sqlx_migrations")
+        .execute(&app.pool)
+        .await
+        .expect("forget migrations");
+
+    let response = app.get("/readyz").await;
+
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "migrations_pending");
+}
+
+#[tokio::test]
+async fn unknown_routes_get_a_problem_json_404() {
+    let app = spawn_app().await;
+
+    let response = app.get("/no/such/route").await;
+
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(body["status"], 404);
+}
