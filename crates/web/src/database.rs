@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::settings::DatabaseSettings;
 
@@ -26,8 +26,9 @@ pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     Ok(pool_options(settings).connect_lazy_with(connect_options(settings)?))
 }
 
-/// Checks that the database answers, with a one-line error naming the target when it does not.
-pub async fn check_reachable(pool: &PgPool, settings: &DatabaseSettings) -> anyhow::Result<()> {
+/// Checks that the database answers, with a one-line error naming the target and the cause
+/// (refused, unknown host, authentication, missing database) when it does not.
+pub async fn check_reachable(settings: &DatabaseSettings) -> anyhow::Result<()> {
     let options = connect_options(settings)?;
     let target = format!(
         "{}:{}/{}",
@@ -35,13 +36,14 @@ pub async fn check_reachable(pool: &PgPool, settings: &DatabaseSettings) -> anyh
         options.get_port(),
         options.get_database().unwrap_or("(default)")
     );
-    tokio::time::timeout(
+    let connection = tokio::time::timeout(
         settings.acquire_timeout() + Duration::from_secs(1),
-        pool.acquire(),
+        options.connect(),
     )
     .await
     .map_err(|_| anyhow::anyhow!("cannot reach the database at {target}: timed out"))?
     .map_err(|error| anyhow::anyhow!("cannot reach the database at {target}: {error}"))?;
+    connection.close().await.ok();
     Ok(())
 }
 

@@ -39,7 +39,7 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings, cluster: Option<&Cluster>) -> anyhow::Result<()> {
     let pool = crate::database::lazy_pool(&settings.database)?;
-    crate::database::check_reachable(&pool, &settings.database).await?;
+    crate::database::check_reachable(&settings.database).await?;
     super::migrate::apply(&pool).await?;
     let api_key = seed_demo_user(&pool, &settings).await?;
     pool.close().await;

@@ -7,7 +7,7 @@ use crate::settings::Settings;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let pool = crate::database::lazy_pool(&settings.database)?;
-    crate::database::check_reachable(&pool, &settings.database).await?;
+    crate::database::check_reachable(&settings.database).await?;
     let version = apply(&pool).await?;
     println!("database migrated to version {version}");
     Ok(())

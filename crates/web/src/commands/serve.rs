@@ -7,7 +7,7 @@ use crate::startup::Application;
 pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     crate::telemetry::log_settings(&settings);
     let pool = crate::database::lazy_pool(&settings.database)?;
-    crate::database::check_reachable(&pool, &settings.database).await?;
+    crate::database::check_reachable(&settings.database).await?;
     if settings.database.run_migrations && !args.no_migrate {
         let version = super::migrate::apply(&pool).await?;
         tracing::info!(version, "database schema is current");

@@ -22,7 +22,7 @@ pub async fn create(settings: Settings, args: CreateUserArgs) -> anyhow::Result<
         )?,
     };
     let pool = crate::database::lazy_pool(&settings.database)?;
-    crate::database::check_reachable(&pool, &settings.database).await?;
+    crate::database::check_reachable(&settings.database).await?;
     let mut tx = pool.begin().await?;
     let user = create_user(&mut tx, &new)
         .await

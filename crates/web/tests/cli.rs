@@ -1,0 +1,125 @@
+//! The `switchboard` binary as an operator uses it: `migrate`, `users create`, `serve` against an
+//! existing PostgreSQL, and the one-line errors for a wrong database URL.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
+
+async fn fresh_database() -> String {
+    local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR).await.expect("database")
+}
+
+/// A fresh, empty (unmigrated) database on the test server.
+async fn empty_database() -> String {
+    let migrated = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&migrated).await.expect("connect");
+    sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;").execute(&pool).await.expect("empty it");
+    pool.close().await;
+    migrated
+}
+
+fn switchboard(database_url: &str, args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("SWITCHBOARD__DATABASE__URL", database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn migrate_brings_an_empty_database_to_the_latest_version() {
+    let url = empty_database().await;
+
+    let output = switchboard(&url, &["migrate"]);
+
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&schema::latest_version().to_string()), "{stdout}");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename IN ('users','calls','active_calls','api_keys','webhook_events')")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(tables, 5);
+}
+
+#[tokio::test]
+async fn users_create_prints_a_working_key_once_and_stores_only_its_hash() {
+    let url = fresh_database().await;
+
+    let output = switchboard(&url, &["users", "create", "--name", "Acme", "--direct-limit", "3"]);
+
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let key = stdout.split_whitespace().find(|word| word.starts_with("sb_")).expect("a key is printed");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let mut conn = pool.acquire().await.expect("conn");
+    let user = call_service::users::find_user_by_api_key(&mut conn, key).await.expect("query").expect("key works");
+    assert_eq!((user.name.as_str(), user.direct_call_limit, user.campaign_call_limit), ("Acme", 3, 5));
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE key_prefix = $1 AND position($2::bytea in key_hash) = 0")
+        .bind(&key[..9])
+        .bind(key.as_bytes())
+        .fetch_one(&mut *conn)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1, "the key text itself is not stored");
+}
+
+#[tokio::test]
+async fn serve_runs_against_an_existing_database_and_stops_cleanly_on_sigterm() {
+    let url = empty_database().await;
+    assert!(switchboard(&url, &["migrate"]).status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+
+    let mut server = Command::new(BINARY)
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("SWITCHBOARD__DATABASE__URL", &url)
+        .env("SWITCHBOARD__SERVER__PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let ready = wait_for_status(&format!("http://127.0.0.1:{port}/readyz"), 200).await;
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill");
+    let status = server.wait().expect("exits");
+
+    assert!(ready, "/readyz never answered 200");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_database_url_gives_one_line_naming_the_problem() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cases = [
+        (format!("postgres://postgres@127.0.0.1:{port}/x"), "cannot reach the database"),
+        ("not a url".to_owned(), "database.url"),
+    ];
+    for (url, expected) in cases {
+        for command in ["migrate", "serve"] {
+            let output = switchboard(&url, &[command]);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+
+            assert_eq!(output.status.code(), Some(1), "{command} with {url}: {stderr}");
+            assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+            assert!(stderr.contains(expected) && !stderr.contains("panicked"), "{stderr}");
+        }
+    }
+}
+
+async fn wait_for_status(url: &str, expected: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(response) = reqwest::get(url).await {
+            if response.status().as_u16() == expected {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
