@@ -9,24 +9,15 @@ use web::settings::{Environment, SettingsError};
 use crate::helpers::{config_dir, test_settings};
 
 const PRODUCTION_SECRETS: [(&str, &str); 4] = [
-    (
-        "SWITCHBOARD__DATABASE__URL",
-        "postgres://app:hunter2-db@db:5432/switchboard",
-    ),
+    ("SWITCHBOARD__DATABASE__URL", "postgres://app:hunter2-db@db:5432/switchboard"),
     ("SWITCHBOARD__BOLNA__API_KEY", "bn-secret-key-123"),
     ("SWITCHBOARD__WEBHOOK__TOKEN", "whk-secret-456"),
     ("SWITCHBOARD__AUTH__ADMIN_TOKEN", "adm-secret-789"),
 ];
 
 fn load(vars: &[(&str, &str)]) -> Result<web::Settings, SettingsError> {
-    let vars = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    web::Settings::load_from(&web::settings::ConfigSource {
-        config_dir: Some(config_dir()),
-        vars,
-    })
+    let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    web::Settings::load_from(&web::settings::ConfigSource { config_dir: Some(config_dir()), vars })
 }
 
 fn production(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
@@ -50,118 +41,64 @@ fn base_file_gives_the_documented_defaults() {
 #[test]
 fn environment_file_overrides_base_and_variables_override_both() {
     let from_files = load(&production(&[])).expect("loads");
-    assert_eq!(
-        from_files.server.host, "0.0.0.0",
-        "production.toml beats base.toml"
-    );
+    assert_eq!(from_files.server.host, "0.0.0.0", "production.toml beats base.toml");
 
     let from_env = load(&production(&[
         ("SWITCHBOARD__SERVER__HOST", "10.1.2.3"),
         ("SWITCHBOARD__SERVER__PORT", "9090"),
     ]))
     .expect("loads");
-    assert_eq!(
-        from_env.server.host, "10.1.2.3",
-        "environment beats the files"
-    );
+    assert_eq!(from_env.server.host, "10.1.2.3", "environment beats the files");
     assert_eq!(from_env.server.port, 9090);
 }
 
 #[test]
 fn lists_come_from_comma_separated_variables() {
-    let settings = test_settings(&[(
-        "SWITCHBOARD__WEBHOOK__ALLOWED_IPS",
-        "13.203.39.153,13.126.9.249,10.0.0.0/8",
-    )]);
+    let settings =
+        test_settings(&[("SWITCHBOARD__WEBHOOK__ALLOWED_IPS", "13.203.39.153,13.126.9.249,10.0.0.0/8")]);
 
-    assert_eq!(
-        settings.webhook.allowed_ips,
-        ["13.203.39.153", "13.126.9.249", "10.0.0.0/8"]
-    );
+    assert_eq!(settings.webhook.allowed_ips, ["13.203.39.153", "13.126.9.249", "10.0.0.0/8"]);
 }
 
 #[test]
 fn database_url_falls_back_to_database_url_but_the_switchboard_key_wins() {
     let fallback = test_settings(&[("DATABASE_URL", "postgres://a@h/one")]);
-    assert_eq!(
-        fallback.database.url.expect("set").expose_secret(),
-        "postgres://a@h/one"
-    );
+    assert_eq!(fallback.database.url.expect("set").expose_secret(), "postgres://a@h/one");
 
     let both = test_settings(&[
         ("DATABASE_URL", "postgres://a@h/one"),
         ("SWITCHBOARD__DATABASE__URL", "postgres://b@h/two"),
     ]);
-    assert_eq!(
-        both.database.url.expect("set").expose_secret(),
-        "postgres://b@h/two"
-    );
+    assert_eq!(both.database.url.expect("set").expose_secret(), "postgres://b@h/two");
 }
 
 #[test]
 fn production_refuses_to_start_without_a_secret_and_names_its_key() {
-    let vars: Vec<_> = production(&[])
-        .into_iter()
-        .filter(|(key, _)| *key != "SWITCHBOARD__WEBHOOK__TOKEN")
-        .collect();
+    let vars: Vec<_> =
+        production(&[]).into_iter().filter(|(key, _)| *key != "SWITCHBOARD__WEBHOOK__TOKEN").collect();
 
     let error = load(&vars).expect_err("must refuse");
 
-    assert!(
-        matches!(
-            error,
-            SettingsError::MissingSecret {
-                key: "webhook.token",
-                ..
-            }
-        ),
-        "{error}"
-    );
-    assert!(
-        error.to_string().contains("SWITCHBOARD__WEBHOOK__TOKEN"),
-        "{error}"
-    );
+    assert!(matches!(error, SettingsError::MissingSecret { key: "webhook.token", .. }), "{error}");
+    assert!(error.to_string().contains("SWITCHBOARD__WEBHOOK__TOKEN"), "{error}");
 }
 
 #[test]
 fn malformed_values_name_the_key_and_the_problem() {
     let cases: [(&str, &str, &str); 5] = [
         ("SWITCHBOARD__SERVER__PORT", "eighty", "server.port"),
-        (
-            "SWITCHBOARD__WEBHOOK__ALLOWED_IPS",
-            "13.203.39.153,not-an-ip",
-            "webhook.allowed_ips",
-        ),
-        (
-            "SWITCHBOARD__BOLNA__BASE_URL",
-            "api.bolna.ai",
-            "bolna.base_url",
-        ),
-        (
-            "SWITCHBOARD__DATABASE__URL",
-            "mysql://x@y/z",
-            "database.url",
-        ),
-        (
-            "SWITCHBOARD__RECONCILER__INTERVAL_SECONDS",
-            "0",
-            "reconciler.interval_seconds",
-        ),
+        ("SWITCHBOARD__WEBHOOK__ALLOWED_IPS", "13.203.39.153,not-an-ip", "webhook.allowed_ips"),
+        ("SWITCHBOARD__BOLNA__BASE_URL", "api.bolna.ai", "bolna.base_url"),
+        ("SWITCHBOARD__DATABASE__URL", "mysql://x@y/z", "database.url"),
+        ("SWITCHBOARD__RECONCILER__INTERVAL_SECONDS", "0", "reconciler.interval_seconds"),
     ];
     for (variable, value, key) in cases {
         let error = load(&[(variable, value)]).expect_err(variable).to_string();
-        assert!(
-            error.contains(key),
-            "{variable}={value} gave `{error}`, which does not name {key}"
-        );
+        assert!(error.contains(key), "{variable}={value} gave `{error}`, which does not name {key}");
     }
-    let unknown_environment = load(&[("SWITCHBOARD_ENVIRONMENT", "staging")])
-        .expect_err("refused")
-        .to_string();
-    assert!(
-        unknown_environment.contains("SWITCHBOARD_ENVIRONMENT"),
-        "{unknown_environment}"
-    );
+    let unknown_environment =
+        load(&[("SWITCHBOARD_ENVIRONMENT", "staging")]).expect_err("refused").to_string();
+    assert!(unknown_environment.contains("SWITCHBOARD_ENVIRONMENT"), "{unknown_environment}");
 }
 
 #[test]
@@ -171,25 +108,13 @@ fn secrets_never_appear_in_debug_output_or_logs() {
     let debug = format!("{settings:?}");
     let captured = Arc::new(Mutex::new(Vec::new()));
     let writer = CapturedWriter(captured.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
     tracing::subscriber::with_default(subscriber, || web::telemetry::log_settings(&settings));
     let logs = String::from_utf8(captured.lock().expect("lock").clone()).expect("utf8");
 
-    assert!(
-        logs.contains("settings loaded"),
-        "the settings were logged: {logs}"
-    );
+    assert!(logs.contains("settings loaded"), "the settings were logged: {logs}");
     for (_, secret) in PRODUCTION_SECRETS {
-        let needle = secret
-            .split('@')
-            .next()
-            .unwrap_or(secret)
-            .rsplit(':')
-            .next()
-            .unwrap_or(secret);
+        let needle = secret.split('@').next().unwrap_or(secret).rsplit(':').next().unwrap_or(secret);
         assert!(!debug.contains(needle), "Debug leaks {needle}");
         assert!(!logs.contains(needle), "logs leak {needle}");
     }

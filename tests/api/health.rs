@@ -8,10 +8,7 @@ async fn healthz_answers_ok() {
     let response = app.get("/healthz").await;
 
     assert_eq!(response.status().as_u16(), 200);
-    assert!(
-        response.headers().contains_key("x-request-id"),
-        "request id is echoed"
-    );
+    assert!(response.headers().contains_key("x-request-id"), "request id is echoed");
 }
 
 #[tokio::test]
@@ -29,15 +26,10 @@ async fn readyz_answers_ok_when_the_database_is_migrated() {
 #[tokio::test]
 async fn readyz_is_503_when_the_database_is_unreachable() {
     // A port nothing listens on: bind one, then let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let app = spawn_app_with(|settings| {
-        settings.database.url = Some(SecretString::from(format!(
-            "postgres://postgres@127.0.0.1:{port}/nothing"
-        )));
+        settings.database.url =
+            Some(SecretString::from(format!("postgres://postgres@127.0.0.1:{port}/nothing")));
         settings.database.acquire_timeout_seconds = 1;
     })
     .await;
@@ -45,28 +37,16 @@ async fn readyz_is_503_when_the_database_is_unreachable() {
     let response = app.get("/readyz").await;
 
     assert_eq!(response.status().as_u16(), 503);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["code"], "database_unreachable");
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("unreachable"),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap_or_default().contains("unreachable"), "{body}");
 }
 
 #[tokio::test]
 async fn readyz_is_503_when_migrations_are_pending() {
     let app = spawn_app().await;
-    sqlx::query("DELETE FROM _sqlx_migrations")
-        .execute(&app.pool)
-        .await
-        .expect("forget migrations");
+    sqlx::query("DELETE FROM _sqlx_migrations").execute(&app.pool).await.expect("forget migrations");
 
     let response = app.get("/readyz").await;
 
@@ -82,10 +62,7 @@ async fn unknown_routes_get_a_problem_json_404() {
     let response = app.get("/no/such/route").await;
 
     assert_eq!(response.status().as_u16(), 404);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["code"], "not_found");
     assert_eq!(body["status"], 404);

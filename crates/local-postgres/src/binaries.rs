@@ -19,10 +19,7 @@ impl Binaries {
             if has_server(&dir) {
                 return Ok(Self { bin_dir: dir });
             }
-            bail!(
-                "SWITCHBOARD_PG_BIN={} holds no initdb/pg_ctl",
-                dir.display()
-            );
+            bail!("SWITCHBOARD_PG_BIN={} holds no initdb/pg_ctl", dir.display());
         }
         if let Some(path) = std::env::var_os("PATH") {
             for dir in std::env::split_paths(&path) {

@@ -24,20 +24,12 @@ pub struct ClusterOptions {
 impl ClusterOptions {
     /// Durable settings suitable for `switchboard dev` and the benchmark.
     pub fn durable(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: data_dir.into(),
-            durability_off: false,
-            max_connections: 300,
-        }
+        Self { data_dir: data_dir.into(), durability_off: false, max_connections: 300 }
     }
 
     /// Fast settings for a test run (`fsync=off`).
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: data_dir.into(),
-            durability_off: true,
-            max_connections: 500,
-        }
+        Self { data_dir: data_dir.into(), durability_off: true, max_connections: 500 }
     }
 }
 
@@ -60,19 +52,11 @@ impl Cluster {
         let binaries = Binaries::locate()?;
         let user = server_user()?;
         let data_dir = absolute(&options.data_dir)?;
-        let parent = data_dir
-            .parent()
-            .context("the data directory has no parent")?;
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        let parent = data_dir.parent().context("the data directory has no parent")?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         let _lock = lock(&data_dir.with_extension("lock"))?;
 
-        let mut cluster = Self {
-            binaries,
-            data_dir,
-            port: 0,
-            user,
-        };
+        let mut cluster = Self { binaries, data_dir, port: 0, user };
         if !cluster.data_dir.join("PG_VERSION").is_file() {
             cluster.initialise()?;
         }
@@ -110,10 +94,7 @@ impl Cluster {
     pub fn stop(&self) -> anyhow::Result<()> {
         let output = self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])?;
         if !output.status.success() && self.running_port()?.is_some() {
-            bail!(
-                "pg_ctl stop failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+            bail!("pg_ctl stop failed: {}", String::from_utf8_lossy(&output.stderr).trim());
         }
         Ok(())
     }
@@ -126,15 +107,7 @@ impl Cluster {
         let output = command_as(&self.binaries.path("initdb"), self.user.as_ref())
             .arg("-D")
             .arg(&self.data_dir)
-            .args([
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
+            .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
             .output()
             .context("running initdb")?;
         if !output.status.success() {
@@ -188,18 +161,14 @@ impl Cluster {
         if !status.status.success() {
             return Ok(None);
         }
-        let settings =
-            std::fs::read_to_string(self.data_dir.join(SETTINGS_FILE)).unwrap_or_default();
+        let settings = std::fs::read_to_string(self.data_dir.join(SETTINGS_FILE)).unwrap_or_default();
         let port = settings
             .lines()
             .find_map(|line| line.strip_prefix("port = "))
             .and_then(|value| value.trim().parse().ok());
         match port {
             Some(port) => Ok(Some(port)),
-            None => bail!(
-                "a server runs on {} but its port is unknown",
-                self.data_dir.display()
-            ),
+            None => bail!("a server runs on {} but its port is unknown", self.data_dir.display()),
         }
     }
 
@@ -223,9 +192,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_owned());
     }
-    Ok(std::env::current_dir()
-        .context("reading the current directory")?
-        .join(path))
+    Ok(std::env::current_dir().context("reading the current directory")?.join(path))
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -241,7 +208,6 @@ fn lock(path: &Path) -> anyhow::Result<File> {
         .write(true)
         .open(path)
         .with_context(|| format!("opening lock file {}", path.display()))?;
-    file.lock()
-        .with_context(|| format!("locking {}", path.display()))?;
+    file.lock().with_context(|| format!("locking {}", path.display()))?;
     Ok(file)
 }

@@ -23,10 +23,7 @@ pub async fn create_fresh_database(
         .with_context(|| format!("connecting to {}", redact(admin_url)))?;
     ensure_template(&mut admin, admin_url, migrator, &template).await?;
 
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("{prefix}_{seconds}_{}", &suffix[..12]);
     admin
@@ -42,15 +39,12 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> anyhow::Result<
     let mut admin = PgConnection::connect(admin_url)
         .await
         .with_context(|| format!("connecting to {}", redact(admin_url)))?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(database)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(database)
+        .fetch_one(&mut admin)
+        .await?;
     if !exists {
-        admin
-            .execute(format!(r#"CREATE DATABASE "{database}""#).as_str())
-            .await?;
+        admin.execute(format!(r#"CREATE DATABASE "{database}""#).as_str()).await?;
     }
     admin.close().await.ok();
     Ok(with_database(admin_url, database))
@@ -58,23 +52,15 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> anyhow::Result<
 
 /// Drops databases named `<prefix>_<unix seconds>_...` that are older than `age` (left behind by
 /// earlier test runs). Returns how many were dropped.
-pub async fn drop_stale_databases(
-    admin_url: &str,
-    prefix: &str,
-    age: Duration,
-) -> anyhow::Result<usize> {
+pub async fn drop_stale_databases(admin_url: &str, prefix: &str, age: Duration) -> anyhow::Result<usize> {
     let mut admin = PgConnection::connect(admin_url)
         .await
         .with_context(|| format!("connecting to {}", redact(admin_url)))?;
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
-            .bind(format!("{prefix}\\_%"))
-            .fetch_all(&mut admin)
-            .await?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+        .bind(format!("{prefix}\\_%"))
+        .fetch_all(&mut admin)
+        .await?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let mut dropped = 0;
     for name in names {
         let created = name
@@ -83,9 +69,7 @@ pub async fn drop_stale_databases(
             .and_then(|rest| rest.split('_').next())
             .and_then(|seconds| seconds.parse::<u64>().ok());
         if matches!(created, Some(created) if now.saturating_sub(created) > age.as_secs()) {
-            admin
-                .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                .await?;
+            admin.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await?;
             dropped += 1;
         }
     }
@@ -101,41 +85,25 @@ async fn ensure_template(
 ) -> anyhow::Result<()> {
     // Any constant works as the lock key, as long as every process uses the same one.
     const TEMPLATE_LOCK: i64 = 0x5357_4954_4348;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(TEMPLATE_LOCK)
-        .execute(&mut *admin)
-        .await?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(TEMPLATE_LOCK).execute(&mut *admin).await?;
     let result = async {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(template)
-                .fetch_one(&mut *admin)
-                .await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(template)
+            .fetch_one(&mut *admin)
+            .await?;
         if !exists {
             let building = format!("{template}_building");
-            admin
-                .execute(format!(r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#).as_str())
-                .await?;
-            admin
-                .execute(format!(r#"CREATE DATABASE "{building}""#).as_str())
-                .await?;
+            admin.execute(format!(r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#).as_str()).await?;
+            admin.execute(format!(r#"CREATE DATABASE "{building}""#).as_str()).await?;
             let mut conn = PgConnection::connect(&with_database(admin_url, &building)).await?;
-            migrator
-                .run(&mut conn)
-                .await
-                .context("migrating the template database")?;
+            migrator.run(&mut conn).await.context("migrating the template database")?;
             conn.close().await?;
-            admin
-                .execute(format!(r#"ALTER DATABASE "{building}" RENAME TO "{template}""#).as_str())
-                .await?;
+            admin.execute(format!(r#"ALTER DATABASE "{building}" RENAME TO "{template}""#).as_str()).await?;
         }
         anyhow::Ok(())
     }
     .await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(TEMPLATE_LOCK)
-        .execute(&mut *admin)
-        .await?;
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(TEMPLATE_LOCK).execute(&mut *admin).await?;
     result
 }
 
@@ -143,12 +111,7 @@ fn template_name(migrator: &Migrator) -> String {
     // FNV-1a over every migration's version and checksum: stable across processes and builds.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for migration in migrator.iter() {
-        for byte in migration
-            .version
-            .to_le_bytes()
-            .iter()
-            .chain(migration.checksum.iter())
-        {
+        for byte in migration.version.to_le_bytes().iter().chain(migration.checksum.iter()) {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
@@ -193,10 +156,7 @@ mod tests {
 
     #[test]
     fn database_names_are_swapped_in_urls() {
-        assert_eq!(
-            with_database("postgres://u@h:5/postgres", "x"),
-            "postgres://u@h:5/x"
-        );
+        assert_eq!(with_database("postgres://u@h:5/postgres", "x"), "postgres://u@h:5/x");
         assert_eq!(with_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
         assert_eq!(
             with_database("postgres://u:p@h/db?sslmode=disable", "x"),

@@ -17,24 +17,17 @@ pub(crate) struct SystemUser {
 
 /// `None` when the current process is not root (the server then runs as the caller).
 pub(crate) fn server_user() -> anyhow::Result<Option<SystemUser>> {
-    let euid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX);
+    let euid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
     if euid != 0 {
         return Ok(None);
     }
     let passwd = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
     for wanted in ["postgres", "nobody"] {
-        if let Some(user) = passwd
-            .lines()
-            .find_map(|line| parse_passwd_line(line, wanted))
-        {
+        if let Some(user) = passwd.lines().find_map(|line| parse_passwd_line(line, wanted)) {
             return Ok(Some(user));
         }
     }
-    bail!(
-        "running as root, but neither a `postgres` nor a `nobody` user exists to run PostgreSQL as"
-    )
+    bail!("running as root, but neither a `postgres` nor a `nobody` user exists to run PostgreSQL as")
 }
 
 fn parse_passwd_line(line: &str, wanted: &str) -> Option<SystemUser> {
@@ -46,11 +39,7 @@ fn parse_passwd_line(line: &str, wanted: &str) -> Option<SystemUser> {
     let _password = fields.next()?;
     let uid = fields.next()?.parse().ok()?;
     let gid = fields.next()?.parse().ok()?;
-    Some(SystemUser {
-        name: name.to_owned(),
-        uid,
-        gid,
-    })
+    Some(SystemUser { name: name.to_owned(), uid, gid })
 }
 
 /// A command that runs as `user` when given (we are root), else as the caller.

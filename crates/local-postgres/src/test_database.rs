@@ -15,10 +15,7 @@ const PREFIX: &str = "sbtest";
 
 /// Creates a fresh database migrated by `migrator` and returns its URL. `target_tmp_dir` is where a
 /// private cluster may live (pass `env!("CARGO_TARGET_TMPDIR")`).
-pub async fn fresh_test_database(
-    target_tmp_dir: &str,
-    migrator: &Migrator,
-) -> anyhow::Result<String> {
+pub async fn fresh_test_database(target_tmp_dir: &str, migrator: &Migrator) -> anyhow::Result<String> {
     let admin_url = admin_url(Path::new(target_tmp_dir)).await?;
     create_fresh_database(&admin_url, migrator, PREFIX).await
 }

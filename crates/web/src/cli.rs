@@ -3,11 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Call orchestration for voice-AI agents on Bolna"
-)]
+#[command(name = "switchboard", version, about = "Call orchestration for voice-AI agents on Bolna")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -58,10 +54,6 @@ pub struct CreateUserArgs {
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// Where the private PostgreSQL keeps its files (kept between runs).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DEV_DATA_DIR",
-        default_value = ".switchboard/postgres"
-    )]
+    #[arg(long, env = "SWITCHBOARD_DEV_DATA_DIR", default_value = ".switchboard/postgres")]
     pub data_dir: std::path::PathBuf,
 }

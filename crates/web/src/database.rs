@@ -36,13 +36,11 @@ pub async fn check_reachable(settings: &DatabaseSettings) -> anyhow::Result<()> 
         options.get_port(),
         options.get_database().unwrap_or("(default)")
     );
-    let connection = tokio::time::timeout(
-        settings.acquire_timeout() + Duration::from_secs(1),
-        options.connect(),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("cannot reach the database at {target}: timed out"))?
-    .map_err(|error| anyhow::anyhow!("cannot reach the database at {target}: {error}"))?;
+    let connection =
+        tokio::time::timeout(settings.acquire_timeout() + Duration::from_secs(1), options.connect())
+            .await
+            .map_err(|_| anyhow::anyhow!("cannot reach the database at {target}: timed out"))?
+            .map_err(|error| anyhow::anyhow!("cannot reach the database at {target}: {error}"))?;
     connection.close().await.ok();
     Ok(())
 }

@@ -36,13 +36,7 @@ struct ProblemBody<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-            errors: Vec::new(),
-            source: None,
-        }
+        Self { status, code, detail: detail.into(), errors: Vec::new(), source: None }
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -71,25 +65,14 @@ impl ApiError {
             [only] => format!("{}: {}", only.field, only.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
-        Self {
-            errors,
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                detail,
-            )
-        }
+        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail) }
     }
 
     /// A 500 whose cause is logged, not shown.
     pub fn internal(source: anyhow::Error) -> Self {
         Self {
             source: Some(source),
-            ..Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "an unexpected error occurred",
-            )
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred")
         }
     }
 
@@ -115,10 +98,7 @@ impl From<sqlx::Error> for ApiError {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self {
                 source: Some(error.into()),
-                ..Self::unavailable(
-                    "database_unavailable",
-                    "the database is unavailable; retry later",
-                )
+                ..Self::unavailable("database_unavailable", "the database is unavailable; retry later")
             },
             other => Self::internal(other.into()),
         }
@@ -132,17 +112,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let Some(source) = &self.source {
-            tracing::error!(
-                code = self.code,
-                error = format!("{source:#}"),
-                "request failed"
-            );
+            tracing::error!(code = self.code, error = format!("{source:#}"), "request failed");
         }
         let body = ProblemBody {
-            kind: format!(
-                "https://switchboard.dev/problems/{}",
-                self.code.replace('_', "-")
-            ),
+            kind: format!("https://switchboard.dev/problems/{}", self.code.replace('_', "-")),
             title: self.status.canonical_reason().unwrap_or("Error"),
             status: self.status.as_u16(),
             code: self.code,

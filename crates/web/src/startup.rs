@@ -24,9 +24,7 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
     }
 }
 
@@ -38,10 +36,7 @@ impl Application {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
-        let state = AppState {
-            pool,
-            settings: Arc::new(settings),
-        };
+        let state = AppState { pool, settings: Arc::new(settings) };
         let server = serve(listener, state)?;
         Ok(Self { port, server })
     }
@@ -92,9 +87,7 @@ async fn echo_request_id(
     let mut response = next.call(request).await?;
     if let Some(id) = request_id {
         if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static("x-request-id"), value);
+            response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
         }
     }
     Ok(response)

@@ -13,14 +13,9 @@ pub fn init(environment: Environment) {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match environment {
-        Environment::Production => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false),
-            )
-            .try_init(),
+        Environment::Production => {
+            registry.with(fmt::layer().json().flatten_event(true).with_current_span(false)).try_init()
+        }
         Environment::Local => registry.with(fmt::layer().with_target(false)).try_init(),
     };
 }

@@ -8,14 +8,19 @@ use std::time::{Duration, Instant};
 const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
 
 async fn fresh_database() -> String {
-    local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR).await.expect("database")
+    local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR)
+        .await
+        .expect("database")
 }
 
 /// A fresh, empty (unmigrated) database on the test server.
 async fn empty_database() -> String {
     let migrated = fresh_database().await;
     let pool = sqlx::PgPool::connect(&migrated).await.expect("connect");
-    sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;").execute(&pool).await.expect("empty it");
+    sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        .execute(&pool)
+        .await
+        .expect("empty it");
     pool.close().await;
     migrated
 }
@@ -58,14 +63,17 @@ async fn users_create_prints_a_working_key_once_and_stores_only_its_hash() {
     let key = stdout.split_whitespace().find(|word| word.starts_with("sb_")).expect("a key is printed");
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     let mut conn = pool.acquire().await.expect("conn");
-    let user = call_service::users::find_user_by_api_key(&mut conn, key).await.expect("query").expect("key works");
+    let user =
+        call_service::users::find_user_by_api_key(&mut conn, key).await.expect("query").expect("key works");
     assert_eq!((user.name.as_str(), user.direct_call_limit, user.campaign_call_limit), ("Acme", 3, 5));
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE key_prefix = $1 AND position($2::bytea in key_hash) = 0")
-        .bind(&key[..9])
-        .bind(key.as_bytes())
-        .fetch_one(&mut *conn)
-        .await
-        .expect("count");
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_keys WHERE key_prefix = $1 AND position($2::bytea in key_hash) = 0",
+    )
+    .bind(&key[..9])
+    .bind(key.as_bytes())
+    .fetch_one(&mut *conn)
+    .await
+    .expect("count");
     assert_eq!(stored, 1, "the key text itself is not stored");
 }
 

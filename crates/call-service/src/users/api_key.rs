@@ -20,11 +20,8 @@ impl std::fmt::Debug for ApiKey {
 
 impl ApiKey {
     pub fn generate() -> Self {
-        let random: String = rand::thread_rng()
-            .sample_iter(&Alphanumeric)
-            .take(RANDOM_LEN)
-            .map(char::from)
-            .collect();
+        let random: String =
+            rand::thread_rng().sample_iter(&Alphanumeric).take(RANDOM_LEN).map(char::from).collect();
         Self(format!("{PREFIX}{random}"))
     }
 
@@ -56,9 +53,7 @@ impl ApiKeyHash {
     pub fn plausible(presented: &str) -> bool {
         presented.len() == PREFIX.len() + RANDOM_LEN
             && presented.starts_with(PREFIX)
-            && presented[PREFIX.len()..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric())
+            && presented[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
     }
 }
 

@@ -61,10 +61,7 @@ pub async fn issue_api_key(conn: &mut PgConnection, user: UserId) -> sqlx::Resul
 
 /// The user owning a presented, unrevoked key.
 #[tracing::instrument(name = "Authenticate an API key", skip_all)]
-pub async fn find_user_by_api_key(
-    conn: &mut PgConnection,
-    presented: &str,
-) -> sqlx::Result<Option<User>> {
+pub async fn find_user_by_api_key(conn: &mut PgConnection, presented: &str) -> sqlx::Result<Option<User>> {
     if !ApiKeyHash::plausible(presented) {
         return Ok(None);
     }

@@ -22,8 +22,7 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> anyhow::Result<()> {
             let cluster = tokio::task::spawn_blocking(move || Cluster::ensure_running(&options))
                 .await
                 .context("starting the private PostgreSQL")??;
-            let url =
-                local_postgres::ensure_database(&cluster.url("postgres"), "switchboard").await?;
+            let url = local_postgres::ensure_database(&cluster.url("postgres"), "switchboard").await?;
             settings.database.url = Some(SecretString::from(url));
             Some(cluster)
         }
@@ -79,11 +78,9 @@ async fn seed_demo_user(pool: &sqlx::PgPool, settings: &Settings) -> anyhow::Res
 
 fn print_banner(base_url: &str, admin_token: &str, api_key: &str, cluster: Option<&Cluster>) {
     let database = match cluster {
-        Some(cluster) => format!(
-            "private PostgreSQL on port {} ({})",
-            cluster.port(),
-            cluster.data_dir().display()
-        ),
+        Some(cluster) => {
+            format!("private PostgreSQL on port {} ({})", cluster.port(), cluster.data_dir().display())
+        }
         None => "the configured database".to_owned(),
     };
     println!(

@@ -15,9 +15,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
 /// Applies pending migrations and returns the version the database is at.
 pub async fn apply(pool: &PgPool) -> anyhow::Result<i64> {
-    schema::MIGRATOR
-        .run(pool)
-        .await
-        .context("applying migrations")?;
+    schema::MIGRATOR.run(pool).await.context("applying migrations")?;
     Ok(schema::latest_version())
 }

@@ -15,9 +15,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Migrate => migrate::run(settings).await,
-        Command::Users {
-            command: UsersCommand::Create(args),
-        } => users::create(settings, args).await,
+        Command::Users { command: UsersCommand::Create(args) } => users::create(settings, args).await,
         Command::Dev(args) => dev::run(settings, args).await,
     }
 }

@@ -8,28 +8,20 @@ use crate::settings::Settings;
 
 pub async fn create(settings: Settings, args: CreateUserArgs) -> anyhow::Result<()> {
     let name = args.name.trim().to_owned();
-    anyhow::ensure!(
-        !name.is_empty() && name.len() <= 200,
-        "--name must be 1 to 200 characters"
-    );
+    anyhow::ensure!(!name.is_empty() && name.len() <= 200, "--name must be 1 to 200 characters");
     let new = NewUser {
         name,
         direct_call_limit: to_limit("--direct-limit", args.direct_limit)?,
         campaign_call_limit: to_limit(
             "--campaign-limit",
-            args.campaign_limit
-                .unwrap_or(settings.limits.default_campaign_call_limit),
+            args.campaign_limit.unwrap_or(settings.limits.default_campaign_call_limit),
         )?,
     };
     let pool = crate::database::lazy_pool(&settings.database)?;
     crate::database::check_reachable(&settings.database).await?;
     let mut tx = pool.begin().await?;
-    let user = create_user(&mut tx, &new)
-        .await
-        .context("creating the user")?;
-    let key = issue_api_key(&mut tx, user.id)
-        .await
-        .context("issuing the API key")?;
+    let user = create_user(&mut tx, &new).await.context("creating the user")?;
+    let key = issue_api_key(&mut tx, user.id).await.context("issuing the API key")?;
     tx.commit().await?;
     println!(
         "user {} created: {} (direct limit {}, campaign limit {})",

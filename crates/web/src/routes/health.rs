@@ -16,10 +16,9 @@ pub async fn healthz() -> HttpResponse {
 
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let query = sqlx::query_scalar::<_, Option<i64>>(
-        "SELECT max(version) FROM _sqlx_migrations WHERE success",
-    )
-    .fetch_one(&state.pool);
+    let query =
+        sqlx::query_scalar::<_, Option<i64>>("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&state.pool);
     let applied = match tokio::time::timeout(Duration::from_secs(3), query).await {
         Err(_) => {
             return Err(ApiError::unavailable(

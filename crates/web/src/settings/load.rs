@@ -43,20 +43,13 @@ impl ConfigSource {
         let config_dir = vars
             .get("SWITCHBOARD_CONFIG_DIR")
             .map(PathBuf::from)
-            .or_else(|| {
-                std::env::current_dir()
-                    .ok()
-                    .and_then(|dir| find_config_dir(&dir))
-            });
+            .or_else(|| std::env::current_dir().ok().and_then(|dir| find_config_dir(&dir)));
         Self { config_dir, vars }
     }
 }
 
 fn find_config_dir(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|dir| dir.join("config"))
-        .find(|dir| dir.join("base.toml").is_file())
+    start.ancestors().map(|dir| dir.join("config")).find(|dir| dir.join("base.toml").is_file())
 }
 
 impl Settings {
@@ -80,10 +73,7 @@ impl Settings {
             Some(dir) => {
                 let base = dir.join("base.toml");
                 if !base.is_file() {
-                    return Err(SettingsError::Invalid(format!(
-                        "{} does not exist",
-                        base.display()
-                    )));
+                    return Err(SettingsError::Invalid(format!("{} does not exist", base.display())));
                 }
                 builder
                     .add_source(File::from(base))
@@ -91,16 +81,11 @@ impl Settings {
             }
             None => builder
                 .add_source(File::from_str(BUILT_IN_BASE, FileFormat::Toml))
-                .add_source(File::from_str(
-                    built_in_overlay(environment),
-                    FileFormat::Toml,
-                )),
+                .add_source(File::from_str(built_in_overlay(environment), FileFormat::Toml)),
         };
         let explicit_database_url = source.vars.contains_key("SWITCHBOARD__DATABASE__URL");
         if let (false, Some(url)) = (explicit_database_url, source.vars.get("DATABASE_URL")) {
-            builder = builder
-                .set_override("database.url", url.as_str())
-                .map_err(from_config)?;
+            builder = builder.set_override("database.url", url.as_str()).map_err(from_config)?;
         }
         let switchboard_vars: HashMap<String, String> = source
             .vars
@@ -119,10 +104,8 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(switchboard_vars)),
         );
-        let mut settings: Settings = builder
-            .build()
-            .and_then(Config::try_deserialize)
-            .map_err(from_config)?;
+        let mut settings: Settings =
+            builder.build().and_then(Config::try_deserialize).map_err(from_config)?;
         settings.environment = environment;
         settings.check()?;
         Ok(settings)
@@ -138,14 +121,8 @@ impl Settings {
                 ("auth.admin_token", &self.auth.admin_token),
             ];
             for (key, value) in required {
-                if value
-                    .as_ref()
-                    .is_none_or(|secret| secret.expose_secret().trim().is_empty())
-                {
-                    return Err(SettingsError::MissingSecret {
-                        key,
-                        env: env_name(key),
-                    });
+                if value.as_ref().is_none_or(|secret| secret.expose_secret().trim().is_empty()) {
+                    return Err(SettingsError::MissingSecret { key, env: env_name(key) });
                 }
             }
         }
@@ -159,31 +136,17 @@ impl Settings {
         }
         check_url("bolna.base_url", &self.bolna.base_url, &["http", "https"])?;
         if let Some(url) = &self.database.url {
-            check_url(
-                "database.url",
-                url.expose_secret(),
-                &["postgres", "postgresql"],
-            )
-            .map_err(|_| {
-                malformed(
-                    "database.url",
-                    "expected postgres://user:password@host:port/database".into(),
-                )
+            check_url("database.url", url.expose_secret(), &["postgres", "postgresql"]).map_err(|_| {
+                malformed("database.url", "expected postgres://user:password@host:port/database".into())
             })?;
         }
         for origin in &self.http.cors_allowed_origins {
             check_url("http.cors_allowed_origins", origin, &["http", "https"])?;
         }
         for (key, value) in [
-            (
-                "database.max_connections",
-                u64::from(self.database.max_connections),
-            ),
+            ("database.max_connections", u64::from(self.database.max_connections)),
             ("bolna.timeout_seconds", self.bolna.timeout_seconds),
-            (
-                "reconciler.interval_seconds",
-                self.reconciler.interval_seconds,
-            ),
+            ("reconciler.interval_seconds", self.reconciler.interval_seconds),
             ("reconciler.lease_seconds", self.reconciler.lease_seconds),
         ] {
             if value == 0 {
@@ -209,10 +172,7 @@ fn built_in_overlay(environment: Environment) -> &'static str {
 
 /// `webhook.token` → `SWITCHBOARD__WEBHOOK__TOKEN`.
 fn env_name(key: &str) -> String {
-    let mut name = format!(
-        "SWITCHBOARD__{}",
-        key.replace('.', "__").to_ascii_uppercase()
-    );
+    let mut name = format!("SWITCHBOARD__{}", key.replace('.', "__").to_ascii_uppercase());
     if key == "database.url" {
         name.push_str(" or DATABASE_URL");
     }
@@ -220,19 +180,12 @@ fn env_name(key: &str) -> String {
 }
 
 fn malformed(key: &str, problem: String) -> SettingsError {
-    SettingsError::Malformed {
-        key: key.to_owned(),
-        problem,
-    }
+    SettingsError::Malformed { key: key.to_owned(), problem }
 }
 
 fn from_config(error: config::ConfigError) -> SettingsError {
     match error {
-        config::ConfigError::At {
-            error,
-            origin: _,
-            key: Some(key),
-        } => malformed(&key, error.to_string()),
+        config::ConfigError::At { error, origin: _, key: Some(key) } => malformed(&key, error.to_string()),
         other => SettingsError::Invalid(other.to_string()),
     }
 }
@@ -242,10 +195,7 @@ fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), SettingsErr
         .split_once("://")
         .ok_or_else(|| malformed(key, format!("`{}` is not a URL", shorten(value))))?;
     if !schemes.contains(&scheme) {
-        return Err(malformed(
-            key,
-            format!("scheme must be one of {}", schemes.join(", ")),
-        ));
+        return Err(malformed(key, format!("scheme must be one of {}", schemes.join(", "))));
     }
     if rest.is_empty() || rest.starts_with('/') {
         return Err(malformed(key, "the URL has no host".into()));
@@ -263,10 +213,8 @@ pub fn parse_ip_range(entry: &str) -> Result<(IpAddr, u8), String> {
         Some((address, prefix)) => (address, Some(prefix)),
         None => (entry, None),
     };
-    let address: IpAddr = address
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{entry}` is not an IP address or CIDR range"))?;
+    let address: IpAddr =
+        address.trim().parse().map_err(|_| format!("`{entry}` is not an IP address or CIDR range"))?;
     let max = if address.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
         Some(prefix) => prefix

@@ -35,9 +35,7 @@ impl std::str::FromStr for Environment {
         match value.to_ascii_lowercase().as_str() {
             "local" => Ok(Environment::Local),
             "production" => Ok(Environment::Production),
-            other => Err(format!(
-                "SWITCHBOARD_ENVIRONMENT is `{other}`; use `local` or `production`"
-            )),
+            other => Err(format!("SWITCHBOARD_ENVIRONMENT is `{other}`; use `local` or `production`")),
         }
     }
 }
