@@ -56,4 +56,11 @@ pub struct DevArgs {
     /// Where the private PostgreSQL keeps its files (kept between runs).
     #[arg(long, env = "SWITCHBOARD_DEV_DATA_DIR", default_value = ".switchboard/postgres")]
     pub data_dir: std::path::PathBuf,
+    /// Use the configured Bolna (`bolna.base_url`, `bolna.api_key`) instead of the in-process
+    /// simulator.
+    #[arg(long)]
+    pub real_bolna: bool,
+    /// The simulator's time compression: 10 makes a one-minute call last 6 seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub sim_speed: f64,
 }

@@ -1,9 +1,11 @@
 //! `switchboard dev`: the embedded default for a newcomer. With no database configured it runs a
 //! private PostgreSQL from the installed server binaries (kept in a project-local folder between
-//! runs), applies migrations, seeds a demo user, serves, and prints how to use it all.
-//! Ctrl-C stops the server and the private database.
+//! runs), starts the Bolna simulator in-process (unless `--real-bolna`), applies migrations, seeds a
+//! demo user, serves, and prints how to use it all. Ctrl-C stops the server, the simulator and the
+//! private database.
 
 use anyhow::Context;
+use bolna_sim::{SimConfig, Simulator, WebhookTarget};
 use call_service::users::{create_user, find_user_by_name, issue_api_key, NewUser};
 use local_postgres::{Cluster, ClusterOptions};
 use secrecy::{ExposeSecret, SecretString};
@@ -28,7 +30,14 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> anyhow::Result<()> {
         }
     };
 
-    let result = serve(settings, private_cluster.as_ref()).await;
+    let simulator = match args.real_bolna {
+        true => None,
+        false => Some(start_simulator(&mut settings, args.sim_speed)?),
+    };
+    let result = serve(settings, private_cluster.as_ref(), simulator.as_ref()).await;
+    if let Some(simulator) = simulator {
+        simulator.stop().await;
+    }
     if let Some(cluster) = private_cluster {
         println!("stopping the private PostgreSQL");
         tokio::task::spawn_blocking(move || cluster.stop()).await??;
@@ -36,7 +45,23 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(settings: Settings, cluster: Option<&Cluster>) -> anyhow::Result<()> {
+/// The simulator on a free loopback port, with Switchboard's Bolna settings pointed at it.
+fn start_simulator(settings: &mut Settings, speed: f64) -> anyhow::Result<Simulator> {
+    let api_key = settings.bolna.api_key.as_ref().map(|key| key.expose_secret().to_owned());
+    let config = SimConfig { api_key: api_key.clone(), speed, ..SimConfig::default() };
+    let simulator = Simulator::start(config, "127.0.0.1:0")?;
+    settings.bolna.base_url = simulator.base_url();
+    if api_key.is_none() {
+        settings.bolna.api_key = Some(SecretString::from("dev-simulator-key"));
+    }
+    Ok(simulator)
+}
+
+async fn serve(
+    settings: Settings,
+    cluster: Option<&Cluster>,
+    simulator: Option<&Simulator>,
+) -> anyhow::Result<()> {
     let pool = crate::database::lazy_pool(&settings.database)?;
     crate::database::check_reachable(&settings.database).await?;
     super::migrate::apply(&pool).await?;
@@ -50,9 +75,23 @@ async fn serve(settings: Settings, cluster: Option<&Cluster>) -> anyhow::Result<
         .map(|token| token.expose_secret().to_owned())
         .unwrap_or_else(|| "(not set: auth.admin_token)".to_owned());
     let host = settings.server.host.clone();
+    let webhook_header = settings
+        .webhook
+        .token
+        .as_ref()
+        .map(|token| ("X-Webhook-Token".to_owned(), token.expose_secret().to_owned()));
+    let bolna = settings.bolna.base_url.clone();
     let application = Application::build(settings).await?;
     let base_url = format!("http://{host}:{}", application.port());
-    print_banner(&base_url, &admin_token, &api_key, cluster);
+    if let Some(simulator) = simulator {
+        simulator
+            .set_webhook(WebhookTarget { url: format!("{base_url}/webhooks/bolna"), header: webhook_header });
+    }
+    let bolna = match simulator {
+        Some(_) => format!("Bolna simulator at {bolna} (webhooks to {base_url}/webhooks/bolna)"),
+        None => format!("Bolna at {bolna}"),
+    };
+    print_banner(&base_url, &admin_token, &api_key, cluster, &bolna);
     application.run_until_stopped().await?;
     Ok(())
 }
@@ -76,7 +115,7 @@ async fn seed_demo_user(pool: &sqlx::PgPool, settings: &Settings) -> anyhow::Res
     Ok(key.reveal().to_owned())
 }
 
-fn print_banner(base_url: &str, admin_token: &str, api_key: &str, cluster: Option<&Cluster>) {
+fn print_banner(base_url: &str, admin_token: &str, api_key: &str, cluster: Option<&Cluster>, bolna: &str) {
     let database = match cluster {
         Some(cluster) => {
             format!("private PostgreSQL on port {} ({})", cluster.port(), cluster.data_dir().display())
@@ -88,6 +127,7 @@ fn print_banner(base_url: &str, admin_token: &str, api_key: &str, cluster: Optio
          \n  base URL      {base_url}\
          \n  health        {base_url}/healthz   readiness {base_url}/readyz\
          \n  database      {database}\
+         \n  bolna         {bolna}\
          \n  admin token   {admin_token}\
          \n  demo API key  {api_key}\
          \n\nTry it:\n  curl -s {base_url}/readyz\n\nCtrl-C stops everything.\n"

@@ -1,0 +1,70 @@
+//! The simulator's shared state: executions, the account's lines, faults and statistics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bolna_client::Execution;
+use tokio::sync::{mpsc, Notify, Semaphore};
+
+use crate::config::SimConfig;
+use crate::faults::FaultState;
+use crate::stats::Stats;
+
+/// One execution as the simulator runs it.
+#[derive(Debug)]
+pub struct SimExecution {
+    /// The body Bolna would send now.
+    pub body: Execution,
+    pub agent_id: String,
+    pub recipient: String,
+    /// Set by `POST /call/{id}/stop` while queued.
+    pub stop_requested: bool,
+    /// Wakes the lifecycle task (stop while queued, hang-up of a held call).
+    pub wake: Arc<Notify>,
+    /// Ordered webhook deliveries of this execution.
+    pub deliveries: mpsc::UnboundedSender<Execution>,
+}
+
+#[derive(Debug)]
+pub struct SimState {
+    pub config: RwLock<SimConfig>,
+    pub executions: Mutex<HashMap<String, SimExecution>>,
+    /// The account's lines: a fair (FIFO) semaphore, as Bolna queues calls above its limit.
+    pub lines: Arc<Semaphore>,
+    pub faults: Mutex<FaultState>,
+    pub stats: Mutex<Stats>,
+    pub http: reqwest::Client,
+}
+
+impl SimState {
+    pub fn new(config: SimConfig) -> Self {
+        let lines = Arc::new(Semaphore::new(config.account_concurrency as usize));
+        Self {
+            config: RwLock::new(config),
+            executions: Mutex::new(HashMap::new()),
+            lines,
+            faults: Mutex::new(FaultState::default()),
+            stats: Mutex::new(Stats::default()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
+        }
+    }
+
+    pub fn config(&self) -> SimConfig {
+        self.config.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    pub fn executions(&self) -> MutexGuard<'_, HashMap<String, SimExecution>> {
+        self.executions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn faults(&self) -> MutexGuard<'_, FaultState> {
+        self.faults.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn stats(&self) -> MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
