@@ -1,0 +1,78 @@
+//! The account's lines (Bolna's concurrency cap) as a pool of rows in `account_slots`.
+
+use sqlx::PgConnection;
+
+use crate::ids::CallId;
+
+/// Makes the pool exactly `size` lines: adds missing rows, removes free rows above `size` (rows
+/// above it that are in use disappear once released and the pool is synced again).
+#[tracing::instrument(name = "Size the account line pool", skip(conn))]
+pub async fn sync_account_pool(conn: &mut PgConnection, size: u32) -> sqlx::Result<()> {
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    sqlx::query!(
+        "INSERT INTO account_slots (slot_no) SELECT generate_series(1, $1) ON CONFLICT (slot_no) DO NOTHING",
+        size
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!("DELETE FROM account_slots WHERE slot_no > $1 AND call_id IS NULL", size)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Claims a free line for `call`, skipping lines other transactions are claiming. `None` when every
+/// line within `size` is taken (or being taken).
+pub(crate) async fn claim_account_line(
+    conn: &mut PgConnection,
+    call: CallId,
+    size: u32,
+) -> sqlx::Result<Option<i32>> {
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    sqlx::query_scalar!(
+        r#"UPDATE account_slots SET call_id = $1, claimed_at = now()
+           WHERE slot_no = (SELECT slot_no FROM account_slots
+                            WHERE call_id IS NULL AND slot_no <= $2
+                            ORDER BY slot_no LIMIT 1 FOR UPDATE SKIP LOCKED)
+           RETURNING slot_no"#,
+        call as CallId,
+        size
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Frees the line `call` holds, if any.
+pub(crate) async fn free_account_line(conn: &mut PgConnection, call: CallId) -> sqlx::Result<bool> {
+    let freed = sqlx::query!(
+        "UPDATE account_slots SET call_id = NULL, claimed_at = NULL WHERE call_id = $1",
+        call as CallId
+    )
+    .execute(conn)
+    .await?;
+    Ok(freed.rows_affected() > 0)
+}
+
+/// Hands the line held by `from` straight to `to` (a released call's line to the next queued one).
+pub async fn transfer_account_line(conn: &mut PgConnection, from: CallId, to: CallId) -> sqlx::Result<bool> {
+    let moved = sqlx::query!(
+        "UPDATE account_slots SET call_id = $2, claimed_at = now() WHERE call_id = $1",
+        from as CallId,
+        to as CallId
+    )
+    .execute(conn)
+    .await?;
+    Ok(moved.rows_affected() > 0)
+}
+
+/// Lines free within `size`.
+pub async fn free_account_lines(conn: &mut PgConnection, size: u32) -> sqlx::Result<i64> {
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    let free = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM account_slots WHERE call_id IS NULL AND slot_no <= $1"#,
+        size
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(free)
+}
