@@ -23,5 +23,7 @@ CREATE INDEX idx_audit_log_subject ON audit_log (subject_id);
 
 -- Why a call needs the reconciler (outcome of the request to Bolna unknown, and so on).
 ALTER TABLE calls ADD COLUMN reconcile_reason text NULL;
+-- The user asked to cancel a call queued at Bolna: Bolna's `stopped` then reads as `canceled`.
+ALTER TABLE calls ADD COLUMN cancel_requested_at timestamptz NULL;
 -- The queue's head per user and type, and the dispatcher's fair order across users.
 CREATE INDEX idx_calls_queue_fifo ON calls (created_at, id) WHERE status = 'queued' AND bolna_execution_id IS NULL;

@@ -27,11 +27,14 @@ async fn readyz_answers_ok_when_the_database_is_migrated() {
 async fn readyz_is_503_when_the_database_is_unreachable() {
     // A port nothing listens on: bind one, then let it go.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let app = spawn_app_with(|settings| {
-        settings.database.url =
-            Some(SecretString::from(format!("postgres://postgres@127.0.0.1:{port}/nothing")));
-        settings.database.acquire_timeout_seconds = 1;
-    })
+    let app = spawn_app_with(
+        |settings| {
+            settings.database.url =
+                Some(SecretString::from(format!("postgres://postgres@127.0.0.1:{port}/nothing")));
+            settings.database.acquire_timeout_seconds = 1;
+        },
+        |_| {},
+    )
     .await;
 
     let response = app.get("/readyz").await;

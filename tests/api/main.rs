@@ -1,6 +1,10 @@
-//! Black-box tests of the whole service: real PostgreSQL, real HTTP.
+//! Black-box tests of the whole service: real PostgreSQL, real HTTP, the Bolna simulator.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod admin;
+mod calls;
 mod configuration;
 mod health;
 mod helpers;
+mod race;
+mod webhooks;

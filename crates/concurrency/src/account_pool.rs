@@ -53,18 +53,6 @@ pub(crate) async fn free_account_line(conn: &mut PgConnection, call: CallId) -> 
     Ok(freed.rows_affected() > 0)
 }
 
-/// Hands the line held by `from` straight to `to` (a released call's line to the next queued one).
-pub async fn transfer_account_line(conn: &mut PgConnection, from: CallId, to: CallId) -> sqlx::Result<bool> {
-    let moved = sqlx::query!(
-        "UPDATE account_slots SET call_id = $2, claimed_at = now() WHERE call_id = $1",
-        from as CallId,
-        to as CallId
-    )
-    .execute(conn)
-    .await?;
-    Ok(moved.rows_affected() > 0)
-}
-
 /// Lines free within `size`.
 pub async fn free_account_lines(conn: &mut PgConnection, size: u32) -> sqlx::Result<i64> {
     let size = i32::try_from(size).unwrap_or(i32::MAX);

@@ -11,6 +11,9 @@
 //!   so different users' admissions never wait on one hot counter.
 //!
 //! Every function takes the caller's connection, so it runs inside the caller's transaction.
+//! **Lock order** (callers must keep it, or concurrent transactions deadlock): a call's `calls` row
+//! first, then its `active_calls` row, then the user's row (taken by [`reserve`]); account lines
+//! are only ever claimed with `SKIP LOCKED` and freed by the transaction that holds the call.
 //! Releases are idempotent (`DELETE … RETURNING`) and log what they released. The ledger reads the
 //! limit columns of `users` but never writes that table. It knows nothing about HTTP or Bolna.
 
@@ -20,9 +23,10 @@ mod ids;
 mod leases;
 mod release;
 mod reserve;
+mod text_type;
 mod usage;
 
-pub use account_pool::{free_account_lines, sync_account_pool, transfer_account_line};
+pub use account_pool::{free_account_lines, sync_account_pool};
 pub use error::LedgerError;
 pub use ids::{CallId, CallType, UnknownCallType, UserId};
 pub use leases::{expired_leases, extend_lease, update_active_call_with_execution_id, ActiveCall};

@@ -25,15 +25,13 @@ struct Row {
     started_at: DateTime<Utc>,
 }
 
-/// Releases the slot of `call`. `None` when it held none (already released: nothing happens).
-/// With `keep_line`, the account line stays with the call so the caller can hand it on
-/// ([`crate::transfer_account_line`]) or free it.
+/// Releases the slot (and account line) of `call`. `None` when it held none (already released:
+/// nothing happens).
 #[tracing::instrument(name = "Release a call slot", skip(conn))]
 pub async fn release_call_slot(
     conn: &mut PgConnection,
     call: CallId,
     reason: &str,
-    keep_line: bool,
 ) -> sqlx::Result<Option<ReleasedSlot>> {
     let row = sqlx::query_as!(
         Row,
@@ -43,7 +41,7 @@ pub async fn release_call_slot(
     )
     .fetch_optional(&mut *conn)
     .await?;
-    finish(conn, row, reason, keep_line).await
+    finish(conn, row, reason).await
 }
 
 /// Releases the slot of the call Bolna knows as `execution_id`. `None` when none is held.
@@ -52,7 +50,6 @@ pub async fn release_call_slot_by_execution_id(
     conn: &mut PgConnection,
     execution_id: &str,
     reason: &str,
-    keep_line: bool,
 ) -> sqlx::Result<Option<ReleasedSlot>> {
     let row = sqlx::query_as!(
         Row,
@@ -62,19 +59,16 @@ pub async fn release_call_slot_by_execution_id(
     )
     .fetch_optional(&mut *conn)
     .await?;
-    finish(conn, row, reason, keep_line).await
+    finish(conn, row, reason).await
 }
 
 async fn finish(
     conn: &mut PgConnection,
     row: Option<Row>,
     reason: &str,
-    keep_line: bool,
 ) -> sqlx::Result<Option<ReleasedSlot>> {
     let Some(row) = row else { return Ok(None) };
-    if !keep_line {
-        free_account_line(conn, row.id).await?;
-    }
+    free_account_line(conn, row.id).await?;
     let call_type = row.call_type.parse().unwrap_or(CallType::Direct);
     let held_ms = (Utc::now() - row.started_at).num_milliseconds();
     tracing::info!(

@@ -165,11 +165,10 @@ async fn releases_are_idempotent_by_call_id_and_by_execution_id() {
     let mut conn = pool.acquire().await.unwrap();
     assert!(update_active_call_with_execution_id(&mut conn, two, "exec-2").await.unwrap());
 
-    let first = release_call_slot(&mut conn, one, "test", false).await.unwrap();
-    let again = release_call_slot(&mut conn, one, "test", false).await.unwrap();
-    let by_execution = release_call_slot_by_execution_id(&mut conn, "exec-2", "test", false).await.unwrap();
-    let by_execution_again =
-        release_call_slot_by_execution_id(&mut conn, "exec-2", "test", false).await.unwrap();
+    let first = release_call_slot(&mut conn, one, "test").await.unwrap();
+    let again = release_call_slot(&mut conn, one, "test").await.unwrap();
+    let by_execution = release_call_slot_by_execution_id(&mut conn, "exec-2", "test").await.unwrap();
+    let by_execution_again = release_call_slot_by_execution_id(&mut conn, "exec-2", "test").await.unwrap();
 
     assert_eq!(first.map(|r| (r.call_id, r.user_id)), Some((one, carol)));
     assert!(again.is_none());

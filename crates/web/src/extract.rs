@@ -28,3 +28,40 @@ pub fn json_error(error: JsonPayloadError) -> ApiError {
         other => ApiError::bad_request("invalid_body", other.to_string()),
     }
 }
+
+/// Reads a JSON body after the handler's other extractors (authentication first: actix runs
+/// extractors concurrently, and an unauthenticated caller must not learn how its body was wrong).
+/// 415 for another content type, 413 past `limit`, 400 for syntax errors, 422 for the wrong shape.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    request: &actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let content_type = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(json_error(JsonPayloadError::ContentType));
+    }
+    let body = crate::routes::webhooks::read_body(payload, limit).await?;
+    serde_json::from_slice(&body).map_err(|error| json_error(JsonPayloadError::Deserialize(error)))
+}
+
+/// An optional JSON body: absent or empty is `None`.
+pub async fn read_optional_json<T: serde::de::DeserializeOwned>(
+    request: &actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
+    limit: usize,
+) -> Result<Option<T>, ApiError> {
+    let declared =
+        request.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    if declared == Some("0")
+        || (declared.is_none() && !request.headers().contains_key(actix_web::http::header::CONTENT_TYPE))
+    {
+        return Ok(None);
+    }
+    read_json(request, payload, limit).await.map(Some)
+}

@@ -12,6 +12,7 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     errors: Vec<FieldError>,
+    extensions: serde_json::Map<String, serde_json::Value>,
     source: Option<anyhow::Error>,
 }
 
@@ -32,11 +33,20 @@ struct ProblemBody<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: Vec::new(), source: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            extensions: serde_json::Map::new(),
+            source: None,
+        }
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -74,6 +84,16 @@ impl ApiError {
             source: Some(source),
             ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred")
         }
+    }
+
+    /// Adds a member to the problem body (RFC 9457 extension), e.g. the `call_id` concerned.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
 
     pub fn code(&self) -> &'static str {
@@ -121,9 +141,43 @@ impl ResponseError for ApiError {
             code: self.code,
             detail: &self.detail,
             errors: &self.errors,
+            extensions: &self.extensions,
         };
         HttpResponse::build(self.status)
             .insert_header((header::CONTENT_TYPE, "application/problem+json"))
             .json(body)
+    }
+}
+
+impl From<call_service::CallError> for ApiError {
+    fn from(error: call_service::CallError) -> Self {
+        use call_service::CallError;
+        match error {
+            CallError::NotFound => Self::not_found("no such call"),
+            CallError::IdempotencyConflict => Self::conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body",
+            ),
+            CallError::NotCancelable { status } => {
+                let code = if status.is_terminal() {
+                    "call_finished"
+                } else if status == call_service::calls::CallStatus::Initiating {
+                    "call_initiating"
+                } else {
+                    "call_in_progress"
+                };
+                Self::conflict(code, format!("the call is {status}; only queued calls can be canceled"))
+                    .with("call_status", status.as_str())
+            }
+            CallError::UnknownUser => Self::not_found("no such user"),
+            CallError::BolnaRefused(message) => {
+                Self::new(StatusCode::BAD_GATEWAY, "bolna_refused", format!("Bolna refused: {message}"))
+            }
+            CallError::BolnaUnavailable(message) => {
+                Self::unavailable("bolna_unavailable", format!("Bolna is unavailable: {message}"))
+            }
+            CallError::Database(error) => error.into(),
+            CallError::Unexpected(error) => Self::internal(error),
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -9,17 +10,22 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
+use call_service::{CallService, CancellationToken};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::problem::ApiError;
 use crate::routes;
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::webhook_guard::WebhookGuard;
 
 /// A built application: its port is bound, its server not yet polled.
 pub struct Application {
     port: u16,
     server: Server,
+    calls: CallService,
+    background: CancellationToken,
+    shutdown_timeout: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -36,19 +42,51 @@ impl Application {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
-        let state = AppState { pool, settings: Arc::new(settings) };
+        let calls = crate::components::call_service(&settings, pool.clone())?;
+        // Size the account line pool now when the database answers; the dispatcher retries otherwise.
+        if let Err(error) =
+            tokio::time::timeout(Duration::from_secs(5), calls.prepare()).await.unwrap_or(Ok(()))
+        {
+            tracing::warn!(error = %error, "could not size the account line pool yet");
+        }
+        let background = CancellationToken::new();
+        tokio::spawn(run_background(calls.clone(), background.clone()));
+        let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_seconds);
+        let webhook_guard = WebhookGuard::from_settings(&settings.webhook);
+        let state = AppState { pool, settings: Arc::new(settings), calls: calls.clone(), webhook_guard };
         let server = serve(listener, state)?;
-        Ok(Self { port, server })
+        Ok(Self { port, server, calls, background, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Runs until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    /// Runs until the server is stopped (SIGINT/SIGTERM stop it gracefully), then stops the
+    /// background tasks and waits (bounded) for requests to Bolna still in flight.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.background.cancel();
+        if !self.calls.drain(self.shutdown_timeout).await {
+            tracing::warn!(
+                in_flight = self.calls.in_flight(),
+                "shutdown timed out waiting for requests to Bolna"
+            );
+        }
+        served
     }
+}
+
+/// The dispatcher, after making sure the account line pool is sized.
+async fn run_background(calls: CallService, shutdown: CancellationToken) {
+    while let Err(error) = calls.prepare().await {
+        tracing::warn!(error = %error, "sizing the account line pool failed; retrying");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+    calls.run_dispatcher(shutdown).await;
 }
 
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
@@ -68,6 +106,10 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             )
             .service(routes::health::healthz)
             .service(routes::health::readyz)
+            .configure(routes::calls::routes)
+            .configure(routes::admin::routes)
+            .configure(routes::webhooks::routes)
+            .configure(routes::docs::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
             }))

@@ -2,13 +2,17 @@
 
 use std::sync::Arc;
 
+use call_service::CallService;
 use sqlx::PgPool;
 
 use crate::settings::Settings;
+use crate::webhook_guard::WebhookGuard;
 
 /// Shared by all workers; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
+    pub calls: CallService,
+    pub webhook_guard: WebhookGuard,
 }

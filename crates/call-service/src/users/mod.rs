@@ -5,5 +5,6 @@ mod repository;
 
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use repository::{
-    create_user, find_user_by_api_key, find_user_by_name, issue_api_key, list_users, NewUser, User,
+    create_user, find_user_by_api_key, find_user_by_name, get_user, issue_api_key, list_users, update_limits,
+    NewUser, User,
 };

@@ -105,3 +105,41 @@ pub async fn find_user_by_name(conn: &mut PgConnection, name: &str) -> sqlx::Res
     .fetch_optional(conn)
     .await
 }
+
+/// One user by id.
+pub async fn get_user(conn: &mut PgConnection, id: UserId) -> sqlx::Result<Option<User>> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at
+           FROM users WHERE id = $1"#,
+        id as UserId
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Changes a user's limits (absent ones stay). Lowering a limit never ends live calls: slots above
+/// it simply are not refilled. Raising one wakes the dispatchers.
+pub async fn update_limits(
+    conn: &mut PgConnection,
+    id: UserId,
+    direct: Option<i32>,
+    campaign: Option<i32>,
+) -> sqlx::Result<Option<User>> {
+    let user = sqlx::query_as!(
+        User,
+        r#"UPDATE users SET direct_call_limit = COALESCE($2, direct_call_limit),
+                            campaign_call_limit = COALESCE($3, campaign_call_limit)
+           WHERE id = $1
+           RETURNING id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at"#,
+        id as UserId,
+        direct,
+        campaign
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if user.is_some() {
+        sqlx::query!("SELECT pg_notify('switchboard_dispatch', '')").execute(conn).await?;
+    }
+    Ok(user)
+}

@@ -49,3 +49,12 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
     Ok(HttpResponse::Ok().json(json!({"status": "ready", "migration": applied})))
 }
+
+/// Process alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process answers")))]
+pub async fn healthz_doc() {}
+
+/// Database reachable and every migration of this build applied.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "`database_unreachable` or `migrations_pending`")))]
+pub async fn readyz_doc() {}

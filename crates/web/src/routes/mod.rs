@@ -1,3 +1,9 @@
 //! HTTP routes, one module per area.
 
+pub mod admin;
+pub mod call_input;
+pub mod call_resource;
+pub mod calls;
+pub mod docs;
 pub mod health;
+pub mod webhooks;

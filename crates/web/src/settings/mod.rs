@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-pub use load::{ConfigSource, SettingsError};
+pub use load::{parse_ip_range, ConfigSource, SettingsError};
 
 /// `local` (readable logs, development secrets allowed) or `production` (JSON logs, every secret
 /// required).

@@ -1,0 +1,76 @@
+//! Canceling a call: still in Switchboard's queue → `canceled`; accepted by Bolna but not yet
+//! dialling → Bolna's stop, then `canceled` and the slot freed; dialling, live or ended → refused.
+
+use bolna_client::StartOutcome;
+
+use super::handover::release_and_hand_over;
+use super::model::Call;
+use super::status::CallStatus;
+use crate::error::CallError;
+use crate::service::CallService;
+use crate::{select_call, CallId, UserId};
+
+impl CallService {
+    #[tracing::instrument(name = "Cancel a call", skip(self))]
+    pub async fn cancel(&self, user: UserId, id: CallId) -> Result<Call, CallError> {
+        let mut conn = self.pool().acquire().await?;
+        let call = select_call!("WHERE id = $1 AND user_id = $2", id as CallId, user as UserId)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(CallError::NotFound)?;
+        drop(conn);
+        if call.is_waiting_for_slot() {
+            let canceled = sqlx::query!(
+                "UPDATE calls SET status = 'canceled', ended_at = now(), error = 'canceled by the user'
+                 WHERE id = $1 AND status = 'queued' AND bolna_execution_id IS NULL",
+                id as CallId
+            )
+            .execute(self.pool())
+            .await?;
+            if canceled.rows_affected() == 1 {
+                return self.reload(id).await;
+            }
+            // The dispatcher took it meanwhile: decide again on what it is now.
+            return Box::pin(self.cancel(user, id)).await;
+        }
+        let pending_at_bolna = matches!(
+            call.status,
+            CallStatus::Queued | CallStatus::Scheduled | CallStatus::Prepared | CallStatus::Rescheduled
+        );
+        let Some(execution_id) = call.bolna_execution_id.clone().filter(|_| pending_at_bolna) else {
+            return Err(CallError::NotCancelable { status: call.status });
+        };
+        sqlx::query!("UPDATE calls SET cancel_requested_at = now() WHERE id = $1", id as CallId)
+            .execute(self.pool())
+            .await?;
+        if let Err(error) = self.bolna().stop_call(&execution_id).await {
+            return Err(match (error.start_outcome(), error.status()) {
+                // Bolna's 400: it is no longer queued (it started dialling).
+                (StartOutcome::NotStarted, Some(400)) => {
+                    CallError::NotCancelable { status: CallStatus::Initiated }
+                }
+                (StartOutcome::NotStarted, _) => CallError::BolnaRefused(error.to_string()),
+                (StartOutcome::Unknown, _) => CallError::BolnaUnavailable(error.to_string()),
+            });
+        }
+        let mut tx = self.pool().begin().await?;
+        sqlx::query!(
+            "UPDATE calls SET status = 'canceled', ended_at = COALESCE(ended_at, now()), error = 'canceled by the user (stopped at Bolna)'
+             WHERE id = $1 AND status IN ('queued', 'scheduled', 'prepared', 'rescheduled')",
+            id as CallId
+        )
+        .execute(&mut *tx)
+        .await?;
+        let next = release_and_hand_over(&mut tx, id, "canceled by the user", self.config()).await?;
+        tx.commit().await?;
+        if let Some(next) = next {
+            self.spawn_start(next);
+        }
+        self.reload(id).await
+    }
+
+    pub(crate) async fn reload(&self, id: CallId) -> Result<Call, CallError> {
+        let mut conn = self.pool().acquire().await?;
+        Ok(select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *conn).await?)
+    }
+}

@@ -1,0 +1,18 @@
+//! Calls: admission, the hand-off to Bolna, cancellation, and reads.
+
+pub(crate) mod admission;
+mod cancel;
+pub(crate) mod handover;
+mod model;
+mod operations;
+mod repository;
+mod starter;
+mod status;
+
+pub use admission::{Admitted, NewCall};
+pub use handover::DISPATCH_CHANNEL;
+pub use model::Call;
+pub use operations::{ConcurrencyView, ForceReleased, TypeUsage};
+pub use repository::{get_call, get_call_by_id, list_calls, CallCursor, CallFilter};
+pub use starter::SWITCHBOARD_USER_ID_KEY;
+pub use status::{CallStatus, Transition, UnknownStatus};

@@ -1,0 +1,108 @@
+//! What users and operators ask about slots: a user's usage, limits and queue per call type, and
+//! an operator's force-release of a stuck slot (audited).
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::handover::release_and_hand_over;
+use super::starter::mark_failed;
+use crate::error::CallError;
+use crate::service::CallService;
+use crate::users::User;
+use crate::{CallId, CallType, UserId};
+
+/// Active, limit and queued for one call type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TypeUsage {
+    pub active: i64,
+    pub limit: i64,
+    pub queued: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConcurrencyView {
+    pub direct: TypeUsage,
+    pub campaign: TypeUsage,
+}
+
+/// What a force-release freed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForceReleased {
+    pub call_id: CallId,
+    pub user_id: UserId,
+    pub call_type: CallType,
+    pub bolna_execution_id: Option<String>,
+}
+
+impl CallService {
+    pub async fn concurrency_of(&self, user: &User) -> Result<ConcurrencyView, CallError> {
+        let mut conn = self.pool().acquire().await?;
+        let usage = concurrency::usage_of(&mut conn, user.id).await?;
+        let queued = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE call_type = 'direct') AS "direct!",
+                      count(*) FILTER (WHERE call_type = 'campaign') AS "campaign!"
+               FROM calls WHERE user_id = $1 AND status = 'queued' AND bolna_execution_id IS NULL"#,
+            user.id as UserId
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(ConcurrencyView {
+            direct: TypeUsage {
+                active: usage.direct,
+                limit: user.direct_call_limit.into(),
+                queued: queued.direct,
+            },
+            campaign: TypeUsage {
+                active: usage.campaign,
+                limit: user.campaign_call_limit.into(),
+                queued: queued.campaign,
+            },
+        })
+    }
+
+    /// Frees the slot of `call` whatever its state (an operator's decision), marks the call
+    /// `failed` unless it already ended, and writes the audit log. `None` if it held no slot.
+    #[tracing::instrument(name = "Force-release a slot", skip(self))]
+    pub async fn force_release(
+        &self,
+        call: CallId,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<ForceReleased>, CallError> {
+        let mut tx = self.pool().begin().await?;
+        // Lock order: the call's row first, then its slot (as every other path does).
+        sqlx::query!("SELECT id FROM calls WHERE id = $1 FOR UPDATE", call as CallId)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let slot = sqlx::query!(
+            r#"SELECT user_id AS "user_id: UserId", call_type AS "call_type: CallType", bolna_execution_id
+               FROM active_calls WHERE id = $1"#,
+            call as CallId
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(slot) = slot else { return Ok(None) };
+        mark_failed(&mut tx, call, &format!("slot force-released by an operator: {reason}")).await?;
+        let next =
+            release_and_hand_over(&mut tx, call, "force-released by an operator", self.config()).await?;
+        sqlx::query!(
+            "INSERT INTO audit_log (actor, action, subject_id, details) VALUES ($1, 'force_release', $2, $3)",
+            actor,
+            call.as_uuid(),
+            json!({"reason": reason, "user_id": slot.user_id, "call_type": slot.call_type, "bolna_execution_id": slot.bolna_execution_id})
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::warn!(call_id = %call, actor, reason, "slot force-released");
+        if let Some(next) = next {
+            self.spawn_start(next);
+        }
+        Ok(Some(ForceReleased {
+            call_id: call,
+            user_id: slot.user_id,
+            call_type: slot.call_type,
+            bolna_execution_id: slot.bolna_execution_id,
+        }))
+    }
+}

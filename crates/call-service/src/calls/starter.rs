@@ -1,0 +1,147 @@
+//! Handing a call that holds a slot to Bolna, then recording what Bolna said in one transaction:
+//! - accepted: the execution ID goes on the call and on its slot;
+//! - certainly not started (a 4xx, or no connection): the slot goes back (to the next queued call)
+//!   and the call is `failed` with Bolna's message, or re-queued when Bolna was only busy or
+//!   unreachable (429, connection refused), so nothing is lost;
+//! - outcome unknown (timeout after sending, 5xx): the slot is kept and the call marked for the
+//!   reconciler. It is never sent again: that could dial a person twice.
+
+use bolna_client::{BolnaError, CallRequest, StartOutcome, SWITCHBOARD_CALL_ID_KEY};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use super::handover::release_and_hand_over;
+use super::model::Call;
+use crate::error::CallError;
+use crate::service::CallService;
+use crate::{select_call, CallId};
+
+/// The `user_data` key carrying the owning user, for observers (the simulator groups by it).
+pub const SWITCHBOARD_USER_ID_KEY: &str = "switchboard_user_id";
+
+impl CallService {
+    /// Starts `call` (which holds a slot, status `initiating`) at Bolna and records the answer.
+    /// Returns the call as recorded.
+    #[tracing::instrument(name = "Start a call at Bolna", skip_all, fields(call_id = %call.id, user_id = %call.user_id))]
+    pub async fn start_at_bolna(&self, call: Call) -> Result<Call, CallError> {
+        let request = bolna_request(&call);
+        match self.bolna().start_call(&request).await {
+            Ok(answer) => self.record_accepted(call.id, &answer.execution_id, answer.status.as_deref()).await,
+            Err(error) => match error.start_outcome() {
+                StartOutcome::NotStarted => self.record_not_started(call.id, &error).await,
+                StartOutcome::Unknown => self.record_unknown(call.id, &error).await,
+            },
+        }
+    }
+
+    /// Starts `call` in the background (tracked, so shutdown can wait for it).
+    pub fn spawn_start(&self, call: Call) {
+        let service = self.clone();
+        self.inner.tasks.spawn(async move {
+            let id = call.id;
+            if let Err(error) = service.start_at_bolna(call).await {
+                tracing::error!(call_id = %id, error = %error, "starting a call at Bolna failed");
+            }
+        });
+    }
+
+    async fn record_accepted(
+        &self,
+        id: CallId,
+        execution_id: &str,
+        status: Option<&str>,
+    ) -> Result<Call, CallError> {
+        let mut tx = self.pool().begin().await?;
+        // A webhook may already have matched the call by its ID and moved it on: keep what it did.
+        let bolna_status = status.filter(|s| *s == "queued" || *s == "scheduled").unwrap_or("queued");
+        sqlx::query!(
+            r#"UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, $2),
+                                status = CASE WHEN status = 'initiating' THEN $3 ELSE status END,
+                                started_at = COALESCE(started_at, now()),
+                                reconcile_reason = NULL, error = NULL
+               WHERE id = $1"#,
+            id as CallId,
+            execution_id,
+            bolna_status
+        )
+        .execute(&mut *tx)
+        .await?;
+        concurrency::update_active_call_with_execution_id(&mut tx, id, execution_id).await?;
+        let call = select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::info!(call_id = %id, execution_id, "call handed to Bolna");
+        Ok(call)
+    }
+
+    async fn record_not_started(&self, id: CallId, error: &BolnaError) -> Result<Call, CallError> {
+        let retry_later = error.is_rate_limited() || matches!(error, BolnaError::Connect(_));
+        let message = error.api_message().unwrap_or_else(|| error.to_string());
+        let mut tx = self.pool().begin().await?;
+        let next = if retry_later {
+            // Bolna was busy or unreachable: back to the head of the queue (its created_at is kept).
+            sqlx::query!(
+                "UPDATE calls SET status = 'queued', queued_at = COALESCE(queued_at, now()), error = $2 WHERE id = $1 AND status = 'initiating'",
+                id as CallId,
+                format!("re-queued: {message}")
+            )
+            .execute(&mut *tx)
+            .await?;
+            concurrency::release_call_slot(&mut tx, id, "Bolna busy or unreachable; call re-queued").await?;
+            // No wake-up: the dispatcher's next tick retries, which paces requests to a busy Bolna.
+            None
+        } else {
+            mark_failed(&mut tx, id, &format!("Bolna refused the call: {message}")).await?;
+            release_and_hand_over(&mut tx, id, "Bolna refused the call", self.config()).await?
+        };
+        let call = select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::warn!(call_id = %id, error = %error, retry_later, "Bolna did not start the call");
+        if let Some(next) = next {
+            self.spawn_start(next);
+        }
+        Ok(call)
+    }
+
+    async fn record_unknown(&self, id: CallId, error: &BolnaError) -> Result<Call, CallError> {
+        let reason = format!("outcome of the request to Bolna unknown: {error}");
+        // Unless a webhook already told us which execution it is.
+        sqlx::query!(
+            "UPDATE calls SET reconcile_reason = $2 WHERE id = $1 AND bolna_execution_id IS NULL",
+            id as CallId,
+            reason
+        )
+        .execute(self.pool())
+        .await?;
+        tracing::warn!(call_id = %id, error = %error, "Bolna's answer was lost: the call keeps its slot until reconciled");
+        let mut conn = self.pool().acquire().await?;
+        Ok(select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *conn).await?)
+    }
+}
+
+/// `failed` with a reason, unless the call already ended.
+pub(crate) async fn mark_failed(conn: &mut PgConnection, id: CallId, reason: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE calls SET status = 'failed', error = $2, ended_at = COALESCE(ended_at, now())
+           WHERE id = $1 AND status NOT IN ('completed','no-answer','busy','failed','canceled','stopped','error','balance-low')"#,
+        id as CallId,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Bolna's request for a call: our call ID (and user) ride in `user_data`, which Bolna echoes in
+/// every webhook, so webhooks match the call even if its execution ID was never recorded.
+fn bolna_request(call: &Call) -> CallRequest {
+    let mut user_data = call.user_data.as_object().cloned().unwrap_or_default();
+    user_data.insert(SWITCHBOARD_CALL_ID_KEY.into(), Value::String(call.id.to_string()));
+    user_data.insert(SWITCHBOARD_USER_ID_KEY.into(), Value::String(call.user_id.to_string()));
+    CallRequest {
+        agent_id: call.agent_id.clone(),
+        recipient_phone_number: call.recipient_phone_number.clone(),
+        from_phone_number: call.from_phone_number.clone(),
+        user_data: Some(user_data),
+        scheduled_at: None,
+    }
+}

@@ -1,0 +1,32 @@
+//! The call service's errors: expected outcomes are named variants; the rest is unexpected.
+
+use crate::calls::CallStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("no such call")]
+    NotFound,
+    #[error("the Idempotency-Key was already used with a different request")]
+    IdempotencyConflict,
+    #[error("the call cannot be canceled: it is {status}")]
+    NotCancelable { status: CallStatus },
+    #[error("the user does not exist")]
+    UnknownUser,
+    #[error("Bolna refused: {0}")]
+    BolnaRefused(String),
+    #[error("Bolna is unavailable: {0}")]
+    BolnaUnavailable(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<concurrency::LedgerError> for CallError {
+    fn from(error: concurrency::LedgerError) -> Self {
+        match error {
+            concurrency::LedgerError::UnknownUser(_) => CallError::UnknownUser,
+            concurrency::LedgerError::Database(error) => CallError::Database(error),
+        }
+    }
+}

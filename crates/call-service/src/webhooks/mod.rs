@@ -1,0 +1,112 @@
+//! Bolna's webhooks: store first, then apply. The common path is one transaction (store + apply +
+//! commit); when applying fails the event is still stored, as `pending`, for the reconciler.
+//! Nothing Bolna sends is lost, and applying the same body twice has the effect of applying it once.
+
+mod apply;
+mod store;
+
+pub(crate) use apply::apply_execution;
+pub use store::{EventOutcome, ReceivedEvent};
+
+use bolna_client::Execution;
+use serde_json::Value;
+
+use crate::error::CallError;
+use crate::service::CallService;
+use crate::CallId;
+use store::{insert_event, set_outcome};
+
+/// What happened to a received webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookReceipt {
+    /// Stored and processed (or stored as pending when processing failed).
+    Stored { event_id: i64, outcome: EventOutcome, call_id: Option<CallId> },
+    /// Not a webhook body: stored as rejected.
+    Rejected { event_id: i64, reason: String },
+}
+
+impl CallService {
+    /// Stores and applies one webhook body as received.
+    #[tracing::instrument(name = "Receive a Bolna webhook", skip_all)]
+    pub async fn receive_webhook(
+        &self,
+        raw: &[u8],
+        source_ip: Option<&str>,
+    ) -> Result<WebhookReceipt, CallError> {
+        let value: Value = match serde_json::from_slice(raw) {
+            Ok(value) => value,
+            Err(error) => {
+                let text = String::from_utf8_lossy(raw);
+                let event = ReceivedEvent {
+                    execution_id: None,
+                    status: None,
+                    body: None,
+                    raw_body: Some(&text),
+                    source_ip,
+                };
+                return self.reject(&event, format!("malformed JSON: {error}")).await;
+            }
+        };
+        let execution: Execution = match serde_json::from_value(value.clone()) {
+            Ok(execution) => execution,
+            Err(error) => {
+                let event = ReceivedEvent {
+                    execution_id: None,
+                    status: None,
+                    body: Some(&value),
+                    raw_body: None,
+                    source_ip,
+                };
+                return self.reject(&event, format!("not an execution: {error}")).await;
+            }
+        };
+        let event = ReceivedEvent {
+            execution_id: Some(&execution.id),
+            status: Some(execution.status.as_str()),
+            body: Some(&value),
+            raw_body: None,
+            source_ip,
+        };
+        match self.store_and_apply(&event, &execution).await {
+            Ok(receipt) => Ok(receipt),
+            Err(error) => {
+                tracing::error!(error = %error, execution_id = %execution.id, "applying a webhook failed; stored as pending");
+                let mut conn = self.pool().acquire().await?;
+                let detail = format!("processing failed: {error}");
+                let event_id = insert_event(&mut conn, &event, EventOutcome::Pending, Some(&detail)).await?;
+                Ok(WebhookReceipt::Stored { event_id, outcome: EventOutcome::Pending, call_id: None })
+            }
+        }
+    }
+
+    async fn store_and_apply(
+        &self,
+        event: &ReceivedEvent<'_>,
+        execution: &Execution,
+    ) -> Result<WebhookReceipt, CallError> {
+        let mut tx = self.pool().begin().await?;
+        let event_id = insert_event(&mut tx, event, EventOutcome::Pending, None).await?;
+        let applied = apply_execution(&mut tx, execution, self.config()).await?;
+        set_outcome(&mut tx, event_id, applied.call, applied.outcome, applied.detail.as_deref()).await?;
+        tx.commit().await?;
+        tracing::info!(
+            event_id,
+            execution_id = %execution.id,
+            status = %execution.status,
+            outcome = applied.outcome.as_str(),
+            call_id = applied.call.map(|c| c.to_string()).unwrap_or_default(),
+            "webhook processed"
+        );
+        if let Some(next) = applied.next {
+            self.spawn_start(next);
+        }
+        Ok(WebhookReceipt::Stored { event_id, outcome: applied.outcome, call_id: applied.call })
+    }
+
+    async fn reject(&self, event: &ReceivedEvent<'_>, reason: String) -> Result<WebhookReceipt, CallError> {
+        let mut conn = self.pool().acquire().await?;
+        let event_id = insert_event(&mut conn, event, EventOutcome::Rejected, Some(&reason)).await?;
+        tracing::warn!(event_id, reason, "webhook rejected");
+        Ok(WebhookReceipt::Rejected { event_id, reason })
+    }
+}

@@ -1,0 +1,30 @@
+//! Builds the long-lived parts from settings: the Bolna client and the call service.
+
+use std::time::Duration;
+
+use bolna_client::{BolnaClient, ClientSettings};
+use call_service::{CallService, ServiceConfig};
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+use crate::settings::Settings;
+
+pub fn bolna_client(settings: &Settings) -> anyhow::Result<BolnaClient> {
+    let key = settings.bolna.api_key.clone().unwrap_or_else(|| {
+        tracing::warn!("bolna.api_key is not set: Bolna will refuse every request");
+        SecretString::from("")
+    });
+    let mut client = ClientSettings::new(settings.bolna.base_url.clone(), key);
+    client.request_timeout = Duration::from_secs(settings.bolna.timeout_seconds);
+    client.connect_timeout = Duration::from_secs(settings.bolna.connect_timeout_seconds);
+    Ok(BolnaClient::new(client)?)
+}
+
+pub fn call_service(settings: &Settings, pool: PgPool) -> anyhow::Result<CallService> {
+    let config = ServiceConfig {
+        account_lines: settings.limits.account_max_concurrent,
+        lease: Duration::from_secs(settings.reconciler.lease_seconds),
+        ..ServiceConfig::default()
+    };
+    Ok(CallService::new(pool, bolna_client(settings)?, config))
+}

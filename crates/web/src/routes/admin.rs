@@ -1,0 +1,227 @@
+//! `/v1/admin`: users and their limits, the slot table, force-release. Admin token only.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use call_service::users::{create_user, get_user, issue_api_key, list_users, update_limits, NewUser, User};
+use call_service::UserId;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::calls::parse_call_id;
+use crate::auth::Admin;
+use crate::extract::{read_json, read_optional_json};
+use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/v1/admin/users", web::post().to(create))
+        .route("/v1/admin/users", web::get().to(list))
+        .route("/v1/admin/users/{id}", web::patch().to(update))
+        .route("/v1/admin/active-calls", web::get().to(active_calls))
+        .route("/v1/admin/active-calls/{id}/release", web::post().to(release));
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResource {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub direct_call_limit: i32,
+    pub campaign_call_limit: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<User> for UserResource {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.into(),
+            name: user.name,
+            direct_call_limit: user.direct_call_limit,
+            campaign_call_limit: user.campaign_call_limit,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub name: String,
+    /// Default `limits.default_direct_call_limit` (2).
+    pub direct_call_limit: Option<i64>,
+    /// Default `limits.default_campaign_call_limit` (5).
+    pub campaign_call_limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedUser {
+    pub user: UserResource,
+    /// Shown once: only its hash is stored.
+    pub api_key: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLimitsRequest {
+    pub direct_call_limit: Option<i64>,
+    pub campaign_call_limit: Option<i64>,
+}
+
+fn limit(field: &str, value: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i32> {
+    let value = value?;
+    match i32::try_from(value) {
+        Ok(v) if (0..=10_000).contains(&v) => Some(v),
+        _ => {
+            errors.push(FieldError { field: field.into(), message: "must be between 0 and 10000".into() });
+            None
+        }
+    }
+}
+
+/// Create a user; its API key is shown once.
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = CreateUserRequest,
+    responses((status = 201, body = CreatedUser), (status = 422, description = "Invalid input")),
+    security(("admin_token" = [])))]
+pub async fn create(
+    _: Admin,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: CreateUserRequest = read_json(&request, payload, state.settings.server.max_body_bytes).await?;
+    let mut errors = Vec::new();
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError { field: "name".into(), message: "must be 1 to 200 characters".into() });
+    }
+    let limits = &state.settings.limits;
+    let direct = limit("direct_call_limit", body.direct_call_limit, &mut errors)
+        .unwrap_or(limits.default_direct_call_limit as i32);
+    let campaign = limit("campaign_call_limit", body.campaign_call_limit, &mut errors)
+        .unwrap_or(limits.default_campaign_call_limit as i32);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let mut tx = state.pool.begin().await?;
+    let user =
+        create_user(&mut tx, &NewUser { name, direct_call_limit: direct, campaign_call_limit: campaign })
+            .await?;
+    let key = issue_api_key(&mut tx, user.id).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(CreatedUser { user: user.into(), api_key: key.reveal().to_owned() }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserListQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<uuid::Uuid>,
+}
+
+/// Users, oldest first.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(UserListQuery),
+    responses((status = 200, description = "`{data: [user], next_cursor}`")),
+    security(("admin_token" = [])))]
+pub async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<UserListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let mut conn = state.pool.acquire().await?;
+    let users = list_users(&mut conn, query.cursor.map(UserId::from), limit).await?;
+    let next = (users.len() as i64 == limit).then(|| users.last().map(|u| u.id.to_string())).flatten();
+    let data: Vec<UserResource> = users.into_iter().map(UserResource::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"data": data, "next_cursor": next})))
+}
+
+/// Change a user's limits. Lowering a limit never ends live calls.
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", request_body = UpdateLimitsRequest,
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = UserResource), (status = 404), (status = 422)),
+    security(("admin_token" = [])))]
+pub async fn update(
+    _: Admin,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: UpdateLimitsRequest =
+        read_json(&request, payload, state.settings.server.max_body_bytes).await?;
+    let id: UserId = id.parse().map_err(|_| {
+        ApiError::validation(vec![FieldError { field: "id".into(), message: "must be a uuid".into() }])
+    })?;
+    let mut errors = Vec::new();
+    let direct = limit("direct_call_limit", body.direct_call_limit, &mut errors);
+    let campaign = limit("campaign_call_limit", body.campaign_call_limit, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let mut tx = state.pool.begin().await?;
+    let before = get_user(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("no such user"))?;
+    let user = update_limits(&mut tx, id, direct, campaign)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such user"))?;
+    sqlx::query("INSERT INTO audit_log (actor, action, subject_id, details) VALUES ('admin', 'update_limits', $1, $2)")
+        .bind(id.as_uuid())
+        .bind(serde_json::json!({
+            "before": {"direct": before.direct_call_limit, "campaign": before.campaign_call_limit},
+            "after": {"direct": user.direct_call_limit, "campaign": user.campaign_call_limit}
+        }))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(UserResource::from(user)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ActiveCallsQuery {
+    pub user_id: Option<uuid::Uuid>,
+    pub limit: Option<i64>,
+}
+
+/// The slot table: every held slot, oldest first, with its execution ID and age.
+#[utoipa::path(get, path = "/v1/admin/active-calls", tag = "admin", params(ActiveCallsQuery),
+    responses((status = 200, description = "`{data: [slot]}`")),
+    security(("admin_token" = [])))]
+pub async fn active_calls(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<ActiveCallsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(500).clamp(1, 5000);
+    let mut conn = state.pool.acquire().await?;
+    let rows = concurrency::list_active_calls(&mut conn, query.user_id.map(UserId::from), limit).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"data": rows})))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// Why (kept in the audit log).
+    pub reason: Option<String>,
+}
+
+/// Force-release one slot (audited). The call is marked `failed` unless it already ended.
+#[utoipa::path(post, path = "/v1/admin/active-calls/{id}/release", tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "call id (= slot id)")),
+    responses((status = 200, description = "Released"), (status = 404, description = "The call holds no slot")),
+    security(("admin_token" = [])))]
+pub async fn release(
+    _: Admin,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_call_id(&id)?;
+    let body: Option<ReleaseRequest> =
+        read_optional_json(&request, payload, state.settings.server.max_body_bytes).await?;
+    let reason = body.and_then(|b| b.reason).unwrap_or_else(|| "no reason given".into());
+    match state.calls.force_release(id, "admin", &reason).await? {
+        Some(released) => Ok(HttpResponse::Ok().json(serde_json::json!({"released": released}))),
+        None => Err(ApiError::not_found("this call holds no slot")),
+    }
+}

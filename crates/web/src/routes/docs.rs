@@ -1,0 +1,49 @@
+//! `/openapi.json` (generated from the handlers' annotations) and `/docs`, a self-contained page
+//! that renders it (no assets from outside the machine).
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, call_input, call_resource, calls, health, webhooks};
+
+#[derive(OpenApi, Debug)]
+#[openapi(
+    info(title = "Switchboard", description = "Call orchestration for voice-AI agents on Bolna: per-user concurrency slots, a fair queue, Bolna execution IDs and webhooks."),
+    paths(
+        calls::create_call, calls::get, calls::list, calls::cancel, calls::concurrency,
+        admin::create, admin::list, admin::update, admin::active_calls, admin::release,
+        webhooks::receive, health::healthz_doc, health::readyz_doc,
+    ),
+    components(schemas(
+        call_input::CreateCallRequest, call_resource::CallResource, call_resource::CallPage,
+        admin::UserResource, admin::CreateUserRequest, admin::CreatedUser, admin::UpdateLimitsRequest, admin::ReleaseRequest,
+    )),
+    modifiers(&SecuritySchemes),
+    tags((name = "calls", description = "Start and follow calls"), (name = "admin", description = "Operators: users, limits, slots"),
+         (name = "webhooks", description = "Bolna's status changes"), (name = "operations", description = "Health and readiness")),
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components
+            .add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config.route("/openapi.json", web::get().to(openapi)).route("/docs", web::get().to(docs));
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+async fn docs() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("docs.html"))
+}

@@ -1,0 +1,252 @@
+//! Bolna's webhooks, with Bolna played by wiremock answering the documented fixtures: every
+//! fixture, duplicates, out-of-order, unknown executions, bad tokens and malformed bodies — each
+//! with its stored `webhook_events` row checked.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{spawn_instance, TestApp, TestUser, WEBHOOK_TOKEN};
+
+const EXECUTION: &str = "d41f7a60-2c3e-4b8e-a1f5-0e9b7c2d6a31";
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/crates/bolna-client/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).expect(&path)
+}
+
+/// An app whose Bolna is wiremock answering `call_response.json` (execution `d41f7a60…`), and
+/// one call already handed to it.
+async fn app_with_a_call() -> (TestApp, TestUser, String, MockServer) {
+    let bolna = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/call"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(fixture("call_response.json")))
+        .mount(&bolna)
+        .await;
+    let database = crate::helpers::fresh_database().await;
+    let sim = bolna_sim::Simulator::start(crate::helpers::sim_config(), "127.0.0.1:0").unwrap();
+    let url = bolna.uri();
+    let app = spawn_instance(&database, sim, move |s| s.bolna.base_url = url).await;
+    let user = app.create_user(2, 0).await;
+    let call = app.start_call(&user, "+919812345678", 201).await;
+    assert_eq!(call["bolna_execution_id"], EXECUTION);
+    (app, user, call["id"].as_str().unwrap().to_owned(), bolna)
+}
+
+async fn event_rows(app: &TestApp) -> Vec<(Option<String>, Option<String>, String, Option<uuid::Uuid>)> {
+    sqlx::query_as("SELECT execution_id, status, outcome, call_id FROM webhook_events ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_documented_delivery_sequence_drives_the_call_to_completed_with_all_its_data() {
+    let (app, user, id, _bolna) = app_with_a_call().await;
+    let sequence = [
+        "webhook_1_queued.json",
+        "webhook_2_initiated.json",
+        "webhook_3_ringing.json",
+        "webhook_4_in-progress.json",
+    ];
+    for name in sequence {
+        assert_eq!(app.post_webhook(&fixture(name)).await.status(), StatusCode::OK, "{name}");
+        assert!(app.slot_of(&id).await.is_some(), "slot held through {name}");
+    }
+
+    app.post_webhook(&fixture("webhook_5_call-disconnected.json")).await;
+    assert_eq!(app.slot_of(&id).await, None, "the slot is freed as soon as the line is free");
+    assert_eq!(app.call_json(&user, &id).await["status"], "call-disconnected");
+    app.post_webhook(&fixture("webhook_6_completed.json")).await;
+
+    let call = app.call_json(&user, &id).await;
+    assert_eq!(call["status"], "completed");
+    assert_eq!(call["conversation_duration"], 74.6);
+    assert_eq!(call["total_cost"], 6.42);
+    assert_eq!(call["recording_url"], format!("https://api.bolna.ai/recordings/call/{EXECUTION}"));
+    assert_eq!(call["extracted_data"]["order_confirmed"], true);
+    assert!(call["transcript"].as_str().unwrap().starts_with("assistant: Hi Asha"));
+    assert_eq!(call["hangup_by"], "Callee");
+    let rows = event_rows(&app).await;
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    // Bolna's answer to POST /call already said `queued`: the first webhook repeats it.
+    assert_eq!(outcomes, ["duplicate", "applied", "applied", "applied", "applied", "applied"]);
+    assert!(rows.iter().all(|(execution, _, _, call)| execution.as_deref() == Some(EXECUTION)
+        && call.map(|c| c.to_string()) == Some(id.clone())));
+}
+
+#[tokio::test]
+async fn each_terminal_fixture_ends_the_call_and_frees_its_slot() {
+    for (name, status) in [
+        ("webhook_terminal_busy.json", "busy"),
+        ("webhook_terminal_no-answer.json", "no-answer"),
+        ("webhook_terminal_failed.json", "failed"),
+        ("webhook_terminal_balance-low.json", "balance-low"),
+    ] {
+        let (app, user, id, _bolna) = app_with_a_call().await;
+
+        let response = app.post_webhook(&fixture(name)).await;
+
+        assert_eq!(response.status(), StatusCode::OK);
+        let call = app.call_json(&user, &id).await;
+        assert_eq!(call["status"], status, "{name}");
+        assert_eq!(app.slot_of(&id).await, None, "{name}: slot freed");
+        if status == "failed" || status == "balance-low" {
+            assert!(call["error"].is_string(), "{name}: Bolna's error_message kept");
+        }
+        assert_eq!(event_rows(&app).await[0].2, "applied");
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_changes_nothing_and_is_recorded_as_duplicate() {
+    let (app, user, id, _bolna) = app_with_a_call().await;
+    app.post_webhook(&fixture("webhook_6_completed.json")).await;
+    let before = app.call_json(&user, &id).await;
+
+    let again = app.post_webhook(&fixture("webhook_6_completed.json")).await;
+
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap()["outcome"], "duplicate");
+    let after = app.call_json(&user, &id).await;
+    assert_eq!(after["status"], before["status"]);
+    assert_eq!(after["conversation_duration"], before["conversation_duration"]);
+    let outcomes: Vec<String> = event_rows(&app).await.into_iter().map(|r| r.2).collect();
+    assert_eq!(outcomes, ["applied", "duplicate"]);
+}
+
+#[tokio::test]
+async fn a_late_in_progress_after_completed_is_stored_as_stale_and_moves_nothing() {
+    let (app, user, id, _bolna) = app_with_a_call().await;
+    app.post_webhook(&fixture("webhook_6_completed.json")).await;
+
+    let late = app.post_webhook(&fixture("webhook_4_in-progress.json")).await;
+
+    assert_eq!(late.json::<Value>().await.unwrap()["outcome"], "stale");
+    let call = app.call_json(&user, &id).await;
+    assert_eq!(call["status"], "completed");
+    assert_eq!(call["conversation_duration"], 74.6, "a zero duration in a late event does not erase data");
+    assert_eq!(app.held_slots().await, 0);
+}
+
+#[tokio::test]
+async fn an_unknown_execution_is_stored_as_unmatched_and_answered_200() {
+    let (app, _user, _id, _bolna) = app_with_a_call().await;
+
+    let response = app.post_webhook(&fixture("webhook_legacy_shape_completed.json")).await;
+
+    assert_eq!(response.status(), StatusCode::OK, "Bolna must not retry what we stored");
+    let rows = event_rows(&app).await;
+    assert_eq!(rows[0].0.as_deref(), Some("7432382142914"), "integer id stored as text");
+    assert_eq!(rows[0].2, "unmatched");
+    assert_eq!(rows[0].3, None);
+}
+
+#[tokio::test]
+async fn bad_or_missing_tokens_are_refused_and_nothing_is_stored() {
+    let (app, _user, _id, _bolna) = app_with_a_call().await;
+    let body = fixture("webhook_6_completed.json");
+    let send = |token: Option<&str>| {
+        let mut request = app.client.post(app.url("/webhooks/bolna")).body(body.clone());
+        if let Some(token) = token {
+            request = request.header("X-Webhook-Token", token);
+        }
+        async move { request.send().await.expect("sent") }
+    };
+
+    let wrong = send(Some("guess")).await;
+    let missing = send(None).await;
+
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.json::<Value>().await.unwrap()["code"], "unauthorized");
+    assert!(event_rows(&app).await.is_empty(), "unauthenticated bodies are not stored");
+    let by_query = app
+        .client
+        .post(app.url(&format!("/webhooks/bolna?token={WEBHOOK_TOKEN}")))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_query.status(), StatusCode::OK, "the token may come as a query parameter");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_stored_as_rejected_and_answered_400() {
+    let (app, _user, _id, _bolna) = app_with_a_call().await;
+
+    let broken = app.post_webhook("{\"id\": \"abc\", \"status\": ").await;
+    let shapeless = app.post_webhook("{\"hello\": \"world\"}").await;
+
+    assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = broken.json().await.unwrap();
+    assert_eq!(problem["code"], "invalid_webhook");
+    assert!(problem["event_id"].is_i64());
+    assert_eq!(shapeless.status(), StatusCode::BAD_REQUEST);
+    let rows: Vec<(String, Option<String>, Option<Value>)> =
+        sqlx::query_as("SELECT outcome, raw_body, body FROM webhook_events ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows[0].0, "rejected");
+    assert_eq!(rows[0].1.as_deref(), Some("{\"id\": \"abc\", \"status\": "), "the raw text is kept");
+    assert_eq!(rows[1].0, "rejected");
+    assert_eq!(rows[1].2, Some(serde_json::json!({"hello": "world"})));
+}
+
+#[tokio::test]
+async fn the_source_allow_list_trusts_forwarded_addresses_only_from_trusted_proxies() {
+    let database = crate::helpers::fresh_database().await;
+    let sim = bolna_sim::Simulator::start(crate::helpers::sim_config(), "127.0.0.1:0").unwrap();
+    let app = spawn_instance(&database, sim, |s| {
+        s.webhook.allowed_ips = vec!["13.203.39.153".into()];
+        s.webhook.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let body = fixture("webhook_6_completed.json");
+    let send = |forwarded: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url("/webhooks/bolna"))
+            .header("X-Webhook-Token", WEBHOOK_TOKEN)
+            .body(body.clone());
+        if let Some(forwarded) = forwarded {
+            request = request.header("X-Forwarded-For", forwarded);
+        }
+        async move { request.send().await.expect("sent") }
+    };
+
+    let direct = send(None).await;
+    let via_proxy = send(Some("13.203.39.153")).await;
+    let spoofed = send(Some("13.203.39.153, 10.9.9.9")).await;
+
+    assert_eq!(direct.status(), StatusCode::FORBIDDEN, "127.0.0.1 itself is not allowed");
+    assert_eq!(via_proxy.status(), StatusCode::OK);
+    assert_eq!(spoofed.status(), StatusCode::FORBIDDEN, "the right-most untrusted hop counts");
+    let sources: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT source_ip FROM webhook_events").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(sources, [Some("13.203.39.153".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_webhook_naming_our_call_for_another_execution_is_not_applied_to_it() {
+    let app = crate::helpers::spawn_app().await;
+    let user = app.create_user(1, 0).await;
+    let call = app.start_call(&user, "+15550000101", 201).await;
+    let id = call["id"].as_str().unwrap();
+    app.wait_for_status(&user, id, "completed").await;
+    // A body for a new execution that names our call: it conflicts with the recorded execution.
+    let mut foreign: Value = serde_json::from_str(&fixture("webhook_6_completed.json")).unwrap();
+    foreign["id"] = "another-execution".into();
+    foreign["context_details"]["recipient_data"]["switchboard_call_id"] = id.into();
+
+    let response = app.post_webhook(&foreign.to_string()).await;
+
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["outcome"],
+        "unmatched",
+        "never re-pointed to another execution"
+    );
+}
