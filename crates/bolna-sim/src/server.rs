@@ -70,6 +70,11 @@ impl Simulator {
         self.state.stats().clone()
     }
 
+    /// When the first call to `recipient` was accepted (cheap; for latency measurements).
+    pub fn first_accepted_at(&self, recipient: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.state.stats().first_accepted_at.get(recipient).copied()
+    }
+
     /// Hangs up every held call.
     pub fn hang_up_all(&self) -> usize {
         let ids: Vec<String> = self.state.executions().keys().cloned().collect();

@@ -16,6 +16,8 @@ pub struct Stats {
     pub accepted: u64,
     /// Accepted executions per recipient number: above 1 means someone was dialled twice.
     pub executions_by_recipient: BTreeMap<String, u32>,
+    /// When the first call to each recipient was accepted (latency measurements).
+    pub first_accepted_at: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
     /// Executions accepted whose line is not yet free (Switchboard's slots cover these).
     pub open_now: u32,
     pub open_high_water: u32,
@@ -49,6 +51,7 @@ impl Stats {
     pub(crate) fn opened(&mut self, agent: &str, recipient: &str) {
         self.accepted += 1;
         *self.executions_by_recipient.entry(recipient.to_owned()).or_default() += 1;
+        self.first_accepted_at.entry(recipient.to_owned()).or_insert_with(chrono::Utc::now);
         self.open_now += 1;
         self.open_high_water = self.open_high_water.max(self.open_now);
         let now = self.open_by_agent_now.entry(agent.to_owned()).or_default();

@@ -15,6 +15,8 @@ use crate::settings::Settings;
 use crate::startup::Application;
 
 const DEMO_USER: &str = "demo";
+/// Any uuid works with the simulator; a real Bolna needs one of the account's agents.
+const DEMO_AGENT: &str = "8f2c1d7e-5a4b-4c39-9e21-6b0f3a9d4c12";
 
 pub async fn run(mut settings: Settings, args: DevArgs) -> anyhow::Result<()> {
     let private_cluster = match settings.database.url {
@@ -130,6 +132,11 @@ fn print_banner(base_url: &str, admin_token: &str, api_key: &str, cluster: Optio
          \n  bolna         {bolna}\
          \n  admin token   {admin_token}\
          \n  demo API key  {api_key}\
-         \n\nTry it:\n  curl -s {base_url}/readyz\n\nCtrl-C stops everything.\n"
+         \n\nStart a call (the simulator plays Bolna):\n\
+         \n  curl -s -X POST {base_url}/v1/calls -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\\
+         \n    -d '{{\"agent_id\": \"{DEMO_AGENT}\", \"recipient_phone_number\": \"+919812345678\"}}'\
+         \n\nthen follow it with GET {base_url}/v1/calls/<id> (same header), or list them:\
+         \n  curl -s {base_url}/v1/calls -H 'Authorization: Bearer {api_key}'\
+         \n\nAPI docs: {base_url}/docs   Ctrl-C stops everything.\n"
     );
 }

@@ -1,0 +1,3 @@
+//! One module per measured scenario.
+
+pub mod dispatch_latency;
