@@ -1,0 +1,85 @@
+//! The README's run command, as a newcomer runs it: `switchboard dev` with nothing configured
+//! starts a private PostgreSQL and the Bolna simulator, answers /healthz and /readyz, prints a key
+//! and a curl whose call completes through simulated webhooks, and Ctrl-C stops it all.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Kills the child (and so, by its own shutdown, nothing is left behind) if the test fails midway.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn dev_runs_everything_from_nothing_and_ctrl_c_stops_it_all() {
+    let data_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("dev-{}", uuid::Uuid::new_v4().simple()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["dev", "--sim-speed", "1000", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("SWITCHBOARD__DATABASE__URL")
+        .env("SWITCHBOARD__SERVER__PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dev starts");
+    let stdout = dev.stdout.take().unwrap();
+    let mut dev = KillOnDrop(dev);
+    let (lines, banner) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let key = loop {
+        let line = banner.recv_timeout(Duration::from_secs(60)).expect("the banner is printed");
+        if let Some(key) = line.split_whitespace().find(|w| w.starts_with("sb_")) {
+            break key.to_owned();
+        }
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    let call: Value = http
+        .post(format!("{base}/v1/calls"))
+        .bearer_auth(&key)
+        .json(&json!({"agent_id": "8f2c1d7e-5a4b-4c39-9e21-6b0f3a9d4c12", "recipient_phone_number": "+919812345678"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{base}/v1/calls/{}", call["id"].as_str().expect("a call"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let now: Value = http.get(&url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        if now["status"] == "completed" {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the call never completed: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    Command::new("kill").args(["-INT", &dev.0.id().to_string()]).status().unwrap();
+    let status = dev.0.wait().unwrap();
+
+    assert!(done["bolna_execution_id"].is_string() && done["conversation_duration"].as_f64().unwrap() > 0.0);
+    assert!(status.success(), "Ctrl-C exits cleanly: {status:?}");
+    assert!(!data_dir.join("postmaster.pid").exists(), "the private PostgreSQL was stopped");
+    std::fs::remove_dir_all(&data_dir).ok();
+}
