@@ -2,11 +2,13 @@
 -- Invariants enforced here rather than in code: enum values (CHECK), ownership (FOREIGN KEY),
 -- one slot per call (active_calls.id = calls.id), one call per Bolna execution (partial UNIQUE).
 
--- Keeps updated_at honest on every table that has one.
+-- Keeps updated_at honest on every table that has one (unless the statement sets it itself).
 CREATE FUNCTION set_updated_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.updated_at := now();
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := now();
+    END IF;
     RETURN NEW;
 END;
 $$;

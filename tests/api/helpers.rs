@@ -26,6 +26,15 @@ pub struct TestApp {
     pub database_url: String,
     pub client: reqwest::Client,
     pub sim: Simulator,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    /// Actix serves on its own threads, which outlive the test's runtime: stop them with the test.
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
+        self.sim.stop_now();
+    }
 }
 
 /// A user made through the admin API.
@@ -109,13 +118,21 @@ pub async fn spawn_instance(
 
     let application = Application::build(settings).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let server = application.handle();
     tokio::spawn(application.run_until_stopped());
     sim.set_webhook(WebhookTarget {
         url: format!("{address}/webhooks/bolna"),
         header: Some(("X-Webhook-Token".into(), WEBHOOK_TOKEN.into())),
     });
     let pool = PgPool::connect(database_url).await.expect("test pool connects");
-    TestApp { address, pool, database_url: database_url.to_owned(), client: reqwest::Client::new(), sim }
+    TestApp {
+        address,
+        pool,
+        database_url: database_url.to_owned(),
+        client: reqwest::Client::new(),
+        sim,
+        server,
+    }
 }
 
 /// A call request body for `recipient`.

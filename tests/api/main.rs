@@ -7,4 +7,5 @@ mod configuration;
 mod health;
 mod helpers;
 mod race;
+mod resilience;
 mod webhooks;

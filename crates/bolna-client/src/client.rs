@@ -51,6 +51,10 @@ const MAX_PAGES_PER_WINDOW: u32 = 200;
 #[derive(Debug, Clone)]
 pub struct BolnaClient {
     http: reqwest::Client,
+    /// For `POST /call` only: never reuses an idle connection. A request that fails on a reused
+    /// connection the server has just closed cannot be proven unsent (outcome unknown); on a fresh
+    /// connection a refused connect proves nothing was sent, so the call can safely wait and retry.
+    http_fresh: reqwest::Client,
     base_url: String,
     api_key: SecretString,
     start_retry: RetryPolicy,
@@ -59,15 +63,19 @@ pub struct BolnaClient {
 
 impl BolnaClient {
     pub fn new(settings: ClientSettings) -> Result<Self, BolnaError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .user_agent(settings.user_agent)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|error| BolnaError::InvalidRequest(format!("building the HTTP client: {error}")))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(settings.connect_timeout)
+                .timeout(settings.request_timeout)
+                .user_agent(settings.user_agent.clone())
+        };
+        let build_error =
+            |error: reqwest::Error| BolnaError::InvalidRequest(format!("building the HTTP client: {error}"));
+        let http = builder().pool_idle_timeout(Duration::from_secs(60)).build().map_err(build_error)?;
+        let http_fresh = builder().pool_max_idle_per_host(0).build().map_err(build_error)?;
         Ok(Self {
             http,
+            http_fresh,
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
             api_key: settings.api_key,
             start_retry: settings.start_retry,
@@ -200,8 +208,8 @@ impl BolnaClient {
         body: Option<&impl Serialize>,
     ) -> Result<T, BolnaError> {
         let started = Instant::now();
-        let mut request = self
-            .http
+        let client = if method == Method::POST && path == "/call" { &self.http_fresh } else { &self.http };
+        let mut request = client
             .request(method, format!("{}{path}", self.base_url))
             .bearer_auth(self.api_key.expose_secret())
             .query(query);

@@ -13,6 +13,7 @@ pub mod config;
 mod control;
 pub mod faults;
 mod lifecycle;
+mod lines;
 mod server;
 mod state;
 pub mod stats;

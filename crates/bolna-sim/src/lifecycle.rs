@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::OutcomeMix;
+use crate::lines::Ticket;
 use crate::state::{SimExecution, SimState};
 
 /// Creates an execution for an accepted request, starts its life, and returns its id.
@@ -53,6 +54,9 @@ pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Execut
     let wake = Arc::new(Notify::new());
     let (deliveries, receiver) = mpsc::unbounded_channel();
     state.stats().opened(&request.agent_id, &request.recipient_phone_number);
+    let outcome = forced.unwrap_or_else(|| pick(&state.config().outcomes));
+    // Balance-low calls are never dialled: they take no place in the line queue.
+    let ticket = (outcome != ExecutionStatus::BalanceLow).then(|| state.lines.enqueue());
     state.executions().insert(
         id.clone(),
         SimExecution {
@@ -60,45 +64,56 @@ pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Execut
             agent_id: request.agent_id.clone(),
             recipient: request.recipient_phone_number.clone(),
             stop_requested: false,
+            ticket: ticket.as_ref().map(|t| t.id).unwrap_or(u64::MAX),
             wake: wake.clone(),
             deliveries,
         },
     );
     tokio::spawn(crate::webhooks::deliver_in_order(state.clone(), receiver));
-    let outcome = forced.unwrap_or_else(|| pick(&state.config().outcomes));
-    tokio::spawn(run(state.clone(), id.clone(), outcome, wake));
+    tokio::spawn(run(state.clone(), id.clone(), outcome, wake, ticket));
     id
 }
 
-async fn run(state: Arc<SimState>, id: String, outcome: ExecutionStatus, wake: Arc<Notify>) {
+async fn run(
+    state: Arc<SimState>,
+    id: String,
+    outcome: ExecutionStatus,
+    wake: Arc<Notify>,
+    ticket: Option<Ticket>,
+) {
     let config = state.config();
     emit(&state, &id, ExecutionStatus::Queued, |_| {});
-    if outcome == ExecutionStatus::BalanceLow {
+    let Some(ticket) = ticket else {
         tokio::time::sleep(config.scaled(config.timings.queued_to_initiated_ms)).await;
         finish(&state, &id, ExecutionStatus::BalanceLow, |e| {
             e.error_message = Some("Insufficient wallet balance".into());
         });
         return;
-    }
+    };
 
-    let permit = tokio::select! {
-        permit = state.lines.clone().acquire_owned() => permit,
+    let ticket_id = ticket.id;
+    let granted = tokio::select! {
+        granted = ticket.granted() => granted,
         () = wait_for_stop(&state, &id, &wake) => {
+            // Stopped while queued: leave the queue, or give back a line granted meanwhile.
+            if !state.lines.withdraw(ticket_id) {
+                state.lines.release();
+            }
             finish(&state, &id, ExecutionStatus::Stopped, |_| {});
             return;
         }
     };
-    let Ok(_line) = permit else { return };
-    {
-        // A stop that raced the line: still queued, so it wins.
-        let stopped = state.executions().get(&id).is_some_and(|e| e.stop_requested);
-        if stopped {
-            finish(&state, &id, ExecutionStatus::Stopped, |_| {});
-            return;
-        }
-        state.stats().line_taken();
+    if !granted {
+        return;
     }
+    state.stats().line_taken();
     let line = LineGuard(state.clone());
+    if state.executions().get(&id).is_some_and(|e| e.stop_requested) {
+        // A stop that raced the line: it was still queued, so the stop wins.
+        drop(line);
+        finish(&state, &id, ExecutionStatus::Stopped, |_| {});
+        return;
+    }
     tokio::time::sleep(config.scaled(config.timings.queued_to_initiated_ms)).await;
     emit(&state, &id, ExecutionStatus::Initiated, |e| {
         if let Some(t) = e.telephony_data.as_mut() {
@@ -149,6 +164,7 @@ struct LineGuard(Arc<SimState>);
 impl Drop for LineGuard {
     fn drop(&mut self) {
         self.0.stats().line_released();
+        self.0.lines.release();
     }
 }
 

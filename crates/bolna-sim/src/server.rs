@@ -1,7 +1,7 @@
 //! Starting a simulator: in-process (tests, `switchboard dev`, the benchmark) or from the binary.
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
@@ -15,32 +15,43 @@ use crate::stats::Stats;
 /// A running simulator.
 #[derive(Debug, Clone)]
 pub struct Simulator {
+    host: String,
     port: u16,
     state: Arc<SimState>,
-    handle: ServerHandle,
+    handle: Arc<Mutex<Option<ServerHandle>>>,
 }
 
 impl Simulator {
     /// Binds `address` (e.g. `127.0.0.1:0`) and serves on the current Tokio runtime.
     pub fn start(config: SimConfig, address: &str) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
         let state = Arc::new(SimState::new(config));
-        let data = web::Data::new(state.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(1 << 20))
-                .configure(crate::api::routes)
-                .configure(crate::control::routes)
+        let handle = serve(listener, state.clone())?;
+        Ok(Self {
+            host: local.ip().to_string(),
+            port: local.port(),
+            state,
+            handle: Arc::new(Mutex::new(Some(handle))),
         })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Ok(Self { port, state, handle })
+    }
+
+    /// Bolna goes away: the port stops listening, so connections are refused. Executions keep
+    /// running (their webhooks still go out).
+    pub async fn go_down(&self) {
+        let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            handle.stop(false).await;
+        }
+    }
+
+    /// Bolna comes back on the same port, with the same executions.
+    pub fn come_back(&self) -> anyhow::Result<()> {
+        let address = format!("{}:{}", self.host, self.port);
+        let listener = TcpListener::bind(&address).with_context(|| format!("binding {address} again"))?;
+        let handle = serve(listener, self.state.clone())?;
+        *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(())
     }
 
     pub fn port(&self) -> u16 {
@@ -86,7 +97,37 @@ impl Simulator {
         self.state.executions().get(id).map(|e| e.body.clone())
     }
 
-    pub async fn stop(&self) {
-        self.handle.stop(true).await;
+    /// Stops serving without waiting (for `Drop` impls); executions in memory stay.
+    pub fn stop_now(&self) {
+        let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            // The stop command is sent when `stop` is called; the returned future only waits.
+            drop(handle.stop(false));
+        }
     }
+
+    pub async fn stop(&self) {
+        let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            handle.stop(true).await;
+        }
+    }
+}
+
+fn serve(listener: TcpListener, state: Arc<SimState>) -> anyhow::Result<ServerHandle> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(1 << 20))
+            .configure(crate::api::routes)
+            .configure(crate::control::routes)
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(handle)
 }

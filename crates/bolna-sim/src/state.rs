@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bolna_client::Execution;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify};
 
 use crate::config::SimConfig;
 use crate::faults::FaultState;
+use crate::lines::Lines;
 use crate::stats::Stats;
 
 /// One execution as the simulator runs it.
@@ -19,6 +20,8 @@ pub struct SimExecution {
     pub recipient: String,
     /// Set by `POST /call/{id}/stop` while queued.
     pub stop_requested: bool,
+    /// Its place in the line queue.
+    pub ticket: u64,
     /// Wakes the lifecycle task (stop while queued, hang-up of a held call).
     pub wake: Arc<Notify>,
     /// Ordered webhook deliveries of this execution.
@@ -29,8 +32,8 @@ pub struct SimExecution {
 pub struct SimState {
     pub config: RwLock<SimConfig>,
     pub executions: Mutex<HashMap<String, SimExecution>>,
-    /// The account's lines: a fair (FIFO) semaphore, as Bolna queues calls above its limit.
-    pub lines: Arc<Semaphore>,
+    /// The account's lines, handed out first come first served, as Bolna queues above its limit.
+    pub lines: Lines,
     pub faults: Mutex<FaultState>,
     pub stats: Mutex<Stats>,
     pub http: reqwest::Client,
@@ -38,7 +41,7 @@ pub struct SimState {
 
 impl SimState {
     pub fn new(config: SimConfig) -> Self {
-        let lines = Arc::new(Semaphore::new(config.account_concurrency as usize));
+        let lines = Lines::new(config.account_concurrency);
         Self {
             config: RwLock::new(config),
             executions: Mutex::new(HashMap::new()),

@@ -21,12 +21,16 @@ struct Setup {
     sim: Simulator,
     client: BolnaClient,
     receiver: MockServer,
+    /// This test's own webhook path: wiremock servers are pooled across tests in one process, and
+    /// an earlier test's simulator may still be posting to the same port.
+    hook: String,
 }
 
 async fn setup(change: impl FnOnce(&mut SimConfig)) -> Setup {
     let receiver = MockServer::start().await;
+    let hook = format!("/hook/{}", uuid::Uuid::new_v4().simple());
     Mock::given(method("POST"))
-        .and(path("/hook"))
+        .and(path(hook.as_str()))
         .respond_with(ResponseTemplate::new(200))
         .mount(&receiver)
         .await;
@@ -35,7 +39,7 @@ async fn setup(change: impl FnOnce(&mut SimConfig)) -> Setup {
         speed: 1000.0,
         outcomes: OutcomeMix::always_completed(),
         webhook: Some(WebhookTarget {
-            url: format!("{}/hook", receiver.uri()),
+            url: format!("{}{hook}", receiver.uri()),
             header: Some(("X-Webhook-Token".into(), TOKEN.into())),
         }),
         ..SimConfig::default()
@@ -50,7 +54,7 @@ async fn setup(change: impl FnOnce(&mut SimConfig)) -> Setup {
         max_delay: Duration::from_millis(100),
     };
     settings.read_retry = settings.start_retry;
-    Setup { sim, client: BolnaClient::new(settings).unwrap(), receiver }
+    Setup { sim, client: BolnaClient::new(settings).unwrap(), receiver, hook }
 }
 
 fn call(recipient: &str) -> CallRequest {
@@ -71,14 +75,23 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// Webhook bodies the receiver got, as executions, in arrival order.
-async fn received(receiver: &MockServer) -> Vec<Execution> {
-    receiver
+/// Webhook bodies this test's receiver got, as executions, in arrival order.
+async fn received(setup: &Setup) -> Vec<Execution> {
+    ours(setup)
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("webhook body parses as an execution"))
+        .collect()
+}
+
+async fn ours(setup: &Setup) -> Vec<wiremock::Request> {
+    setup
+        .receiver
         .received_requests()
         .await
         .unwrap()
-        .iter()
-        .map(|r| serde_json::from_slice(&r.body).expect("webhook body parses as an execution"))
+        .into_iter()
+        .filter(|r| r.url.path() == setup.hook)
         .collect()
 }
 
@@ -98,9 +111,9 @@ async fn a_call_runs_its_whole_lifecycle_and_posts_every_change_with_the_header(
     wait_until("six webhooks", || s.sim.stats().webhooks_delivered == 6).await;
 
     assert_eq!(answer.status.as_deref(), Some("queued"));
-    let hooks = received(&s.receiver).await;
+    let hooks = received(&s).await;
     assert_eq!(statuses(&hooks, &answer.execution_id), FULL_LIFECYCLE);
-    for request in s.receiver.received_requests().await.unwrap() {
+    for request in ours(&s).await {
         assert_eq!(request.headers.get("x-webhook-token").unwrap(), TOKEN);
     }
     let completed = hooks.last().unwrap();
@@ -137,7 +150,7 @@ async fn early_exits_end_without_a_conversation() {
     wait_until("four final statuses", || s.sim.stats().final_statuses.values().sum::<u64>() == 4).await;
     wait_until("deliveries", || s.sim.stats().webhooks_delivered == 4 + 4 + 4 + 2).await;
 
-    let hooks = received(&s.receiver).await;
+    let hooks = received(&s).await;
     for ((_, outcome), id) in cases.iter().zip(&ids) {
         let seen = statuses(&hooks, id);
         assert_eq!(seen.last().map(String::as_str), Some(*outcome), "{seen:?}");
@@ -405,7 +418,7 @@ async fn duplicate_webhooks_are_sent_twice() {
     let id = s.client.start_call(&call("+15550000901")).await.unwrap().execution_id;
     wait_until("twelve deliveries", || s.sim.stats().webhooks_delivered == 12).await;
 
-    let seen = statuses(&received(&s.receiver).await, &id);
+    let seen = statuses(&received(&s).await, &id);
     let expected: Vec<String> = FULL_LIFECYCLE.iter().flat_map(|s| [s.to_string(), s.to_string()]).collect();
     assert_eq!(seen, expected);
 }
@@ -421,7 +434,7 @@ async fn out_of_order_webhooks_arrive_after_their_successor() {
     let id = s.client.start_call(&call("+15550001001")).await.unwrap().execution_id;
     wait_until("six deliveries", || s.sim.stats().webhooks_delivered == 6).await;
 
-    let seen = statuses(&received(&s.receiver).await, &id);
+    let seen = statuses(&received(&s).await, &id);
     assert_ne!(seen, FULL_LIFECYCLE, "order changed");
     let mut sorted = seen.clone();
     sorted.sort();
@@ -443,7 +456,7 @@ async fn dropped_webhooks_never_arrive() {
     wait_until("completion", || s.sim.stats().final_statuses.get("completed") == Some(&1)).await;
     wait_until("six drops", || s.sim.stats().webhooks_dropped == 6).await;
 
-    assert!(s.receiver.received_requests().await.unwrap().is_empty());
+    assert!(ours(&s).await.is_empty());
 }
 
 #[tokio::test]
@@ -466,7 +479,7 @@ async fn webhooks_are_retried_through_an_outage_and_a_failing_receiver() {
     wait_until("delivered through 503s", || s.sim.stats().webhooks_delivered == 12).await;
 
     assert!(outage_failures >= 1, "attempts failed during the outage");
-    assert_eq!(statuses(&received(&s.receiver).await, &id), FULL_LIFECYCLE, "order kept through retries");
+    assert_eq!(statuses(&received(&s).await, &id), FULL_LIFECYCLE, "order kept through retries");
     let answers: Vec<Option<u16>> =
         s.sim.stats().webhooks.iter().filter(|w| w.execution_id == second).map(|w| w.answer).collect();
     assert_eq!(&answers[..3], [Some(503), Some(503), Some(200)]);
@@ -481,4 +494,21 @@ async fn double_dials_are_visible_per_recipient() {
     s.client.start_call(&call("+15550001302")).await.unwrap();
 
     assert_eq!(s.sim.stats().double_dials(), [("+15550001301", 2)]);
+}
+
+#[tokio::test]
+async fn bolna_can_go_away_refusing_connections_and_come_back_with_its_executions() {
+    let s = setup(|c| c.hold_calls = true).await;
+    let before = s.client.start_call(&call("+15550001401")).await.unwrap().execution_id;
+
+    s.sim.go_down().await;
+    let refused = s.client.start_call(&call("+15550001402")).await.unwrap_err();
+    s.sim.come_back().unwrap();
+    let after = s.client.get_execution(&before).await.unwrap();
+
+    assert!(matches!(refused, BolnaError::Connect(_)), "{refused}");
+    assert_eq!(refused.start_outcome(), StartOutcome::NotStarted);
+    assert_eq!(after.id, before, "executions survive the outage");
+    assert!(s.client.start_call(&call("+15550001403")).await.is_ok());
+    s.sim.hang_up_all();
 }

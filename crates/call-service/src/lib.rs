@@ -5,16 +5,23 @@
 // Lets `select_call!` name this crate's types by path from inside the crate too.
 extern crate self as call_service;
 
+mod bolna_gate;
 pub mod calls;
+mod diagnostics;
 mod dispatch;
 mod error;
+pub mod metrics;
 pub mod phone;
+mod reconcile;
 mod service;
 pub mod users;
 pub mod webhooks;
 
+pub use bolna_gate::GateConfig;
 pub use concurrency::{CallId, CallType, UserId};
+pub use diagnostics::Diagnostics;
 pub use error::CallError;
 pub use phone::PhoneNumber;
-pub use service::{CallService, ServiceConfig};
+pub use reconcile::PassReport;
+pub use service::{CallService, ReconcilerConfig, ServiceConfig};
 pub use tokio_util::sync::CancellationToken;

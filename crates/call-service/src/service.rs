@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bolna_client::BolnaClient;
+use bolna_client::{BolnaClient, BolnaError};
 use sqlx::PgPool;
 use tokio_util::task::TaskTracker;
+
+use crate::bolna_gate::{BolnaGate, GateConfig};
+use crate::metrics::Metrics;
 
 /// The knobs of the call lifecycle.
 #[derive(Debug, Clone)]
@@ -18,6 +21,30 @@ pub struct ServiceConfig {
     pub dispatch_tick: Duration,
     /// Queue heads looked at per dispatcher pass.
     pub dispatch_batch: i64,
+    pub reconciler: ReconcilerConfig,
+    pub gate: GateConfig,
+}
+
+/// When the reconciler looks, and how long it waits before deciding.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcilerConfig {
+    /// `reconciler.interval_seconds`.
+    pub interval: Duration,
+    /// `reconciler.initiating_timeout_seconds`: an `initiating` call older than this is looked up.
+    pub initiating_timeout: Duration,
+    /// `reconciler.not_placed_grace_seconds`: how long Bolna may not know a call before it is
+    /// `failed` ("not placed").
+    pub not_placed_grace: Duration,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15),
+            initiating_timeout: Duration::from_secs(60),
+            not_placed_grace: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -27,6 +54,8 @@ impl Default for ServiceConfig {
             lease: Duration::from_secs(900),
             dispatch_tick: Duration::from_millis(500),
             dispatch_batch: 100,
+            reconciler: ReconcilerConfig::default(),
+            gate: GateConfig::default(),
         }
     }
 }
@@ -43,11 +72,29 @@ pub(crate) struct Inner {
     pub config: ServiceConfig,
     /// Requests to Bolna started in the background (so shutdown can wait for them).
     pub tasks: TaskTracker,
+    /// The runtime they run on: the one the service was built on, not the HTTP worker's that
+    /// happened to start them (actix's worker runtimes end, cancelling their tasks, at shutdown).
+    pub runtime: tokio::runtime::Handle,
+    pub metrics: Metrics,
+    pub gate: BolnaGate,
 }
 
 impl CallService {
+    /// Must be called on the runtime that outlives the HTTP server (the process's main runtime).
     pub fn new(pool: PgPool, bolna: BolnaClient, config: ServiceConfig) -> Self {
-        Self { inner: Arc::new(Inner { pool, bolna, config, tasks: TaskTracker::new() }) }
+        let gate = BolnaGate::new(config.gate);
+        let runtime = tokio::runtime::Handle::current();
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                bolna,
+                config,
+                tasks: TaskTracker::new(),
+                runtime,
+                metrics: Metrics::new(),
+                gate,
+            }),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -60,6 +107,50 @@ impl CallService {
 
     pub fn bolna(&self) -> &BolnaClient {
         &self.inner.bolna
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Whether the circuit breaker holds calls back from Bolna now.
+    pub fn bolna_is_held_back(&self) -> bool {
+        let open = self.inner.gate.is_open();
+        self.inner.metrics.bolna_circuit_open.set(i64::from(open));
+        open
+    }
+
+    /// Runs one Bolna request, timing it and telling the circuit breaker how it went.
+    pub(crate) async fn bolna_request<T>(
+        &self,
+        operation: &str,
+        request: impl std::future::Future<Output = Result<T, BolnaError>>,
+    ) -> Result<T, BolnaError> {
+        let started = std::time::Instant::now();
+        let result = request.await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.kind(),
+        };
+        self.inner
+            .metrics
+            .bolna_requests
+            .with_label_values(&[operation, outcome])
+            .observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => self.inner.gate.record_success(),
+            Err(error)
+                if error.is_rate_limited()
+                    || error.start_outcome() == bolna_client::StartOutcome::Unknown
+                    || matches!(error, BolnaError::Connect(_)) =>
+            {
+                self.inner.gate.record_failure(error)
+            }
+            // Any other 4xx: Bolna is up and answering.
+            Err(BolnaError::Api { .. }) => self.inner.gate.record_success(),
+            Err(_) => {}
+        }
+        result
     }
 
     /// Sizes the account line pool from the configuration (at start-up).

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bolna_client::{BolnaClient, ClientSettings};
-use call_service::{CallService, ServiceConfig};
+use call_service::{CallService, GateConfig, ReconcilerConfig, ServiceConfig};
 use secrecy::SecretString;
 use sqlx::PgPool;
 
@@ -24,6 +24,16 @@ pub fn call_service(settings: &Settings, pool: PgPool) -> anyhow::Result<CallSer
     let config = ServiceConfig {
         account_lines: settings.limits.account_max_concurrent,
         lease: Duration::from_secs(settings.reconciler.lease_seconds),
+        reconciler: ReconcilerConfig {
+            interval: Duration::from_secs(settings.reconciler.interval_seconds),
+            initiating_timeout: Duration::from_secs(settings.reconciler.initiating_timeout_seconds),
+            not_placed_grace: Duration::from_secs(settings.reconciler.not_placed_grace_seconds),
+        },
+        gate: GateConfig {
+            threshold: settings.bolna.circuit_failure_threshold.max(1),
+            cooldown: Duration::from_secs(settings.bolna.circuit_cooldown_seconds.max(1)),
+            ..GateConfig::default()
+        },
         ..ServiceConfig::default()
     };
     Ok(CallService::new(pool, bolna_client(settings)?, config))

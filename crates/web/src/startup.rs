@@ -25,6 +25,7 @@ pub struct Application {
     server: Server,
     calls: CallService,
     background: CancellationToken,
+    background_task: tokio::task::JoinHandle<()>,
     shutdown_timeout: Duration,
 }
 
@@ -50,24 +51,37 @@ impl Application {
             tracing::warn!(error = %error, "could not size the account line pool yet");
         }
         let background = CancellationToken::new();
-        tokio::spawn(run_background(calls.clone(), background.clone()));
+        let background_task = tokio::spawn(run_background(calls.clone(), background.clone()));
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_seconds);
         let webhook_guard = WebhookGuard::from_settings(&settings.webhook);
         let state = AppState { pool, settings: Arc::new(settings), calls: calls.clone(), webhook_guard };
         let server = serve(listener, state)?;
-        Ok(Self { port, server, calls, background, shutdown_timeout })
+        Ok(Self { port, server, calls, background, background_task, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Runs until the server is stopped (SIGINT/SIGTERM stop it gracefully), then stops the
-    /// background tasks and waits (bounded) for requests to Bolna still in flight.
+    /// A handle to stop the HTTP server from elsewhere (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs until the server is stopped (SIGTERM stops it gracefully: no new connections, requests
+    /// in flight finish), then lets the dispatcher and reconciler finish their current pass, then
+    /// waits for requests to Bolna still in flight and their recording — all within
+    /// `server.shutdown_timeout_seconds`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        tracing::info!("HTTP server stopped; finishing background work");
         self.background.cancel();
-        if !self.calls.drain(self.shutdown_timeout).await {
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        if tokio::time::timeout_at(deadline, self.background_task).await.is_err() {
+            tracing::warn!("background tasks did not stop in time");
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !self.calls.drain(left).await {
             tracing::warn!(
                 in_flight = self.calls.in_flight(),
                 "shutdown timed out waiting for requests to Bolna"
@@ -77,7 +91,7 @@ impl Application {
     }
 }
 
-/// The dispatcher, after making sure the account line pool is sized.
+/// The dispatcher and the reconciler, after making sure the account line pool is sized.
 async fn run_background(calls: CallService, shutdown: CancellationToken) {
     while let Err(error) = calls.prepare().await {
         tracing::warn!(error = %error, "sizing the account line pool failed; retrying");
@@ -86,7 +100,9 @@ async fn run_background(calls: CallService, shutdown: CancellationToken) {
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
+    let reconciler = tokio::spawn(calls.clone().run_reconciler(shutdown.clone()));
     calls.run_dispatcher(shutdown).await;
+    let _ = reconciler.await;
 }
 
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
@@ -110,6 +126,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .configure(routes::admin::routes)
             .configure(routes::webhooks::routes)
             .configure(routes::docs::routes)
+            .configure(routes::operations::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
             }))

@@ -66,10 +66,12 @@ async fn dev_runs_everything_from_nothing_and_ctrl_c_stops_it_all() {
         .await
         .unwrap();
     let url = format!("{base}/v1/calls/{}", call["id"].as_str().expect("a call"));
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The demo simulator ends calls like life does: mostly completed, some no-answer, busy, failed.
+    let terminal = ["completed", "no-answer", "busy", "failed"];
     let done = loop {
         let now: Value = http.get(&url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
-        if now["status"] == "completed" {
+        if terminal.iter().any(|status| now["status"] == *status) {
             break now;
         }
         assert!(Instant::now() < deadline, "the call never completed: {now}");
@@ -78,7 +80,11 @@ async fn dev_runs_everything_from_nothing_and_ctrl_c_stops_it_all() {
     Command::new("kill").args(["-INT", &dev.0.id().to_string()]).status().unwrap();
     let status = dev.0.wait().unwrap();
 
-    assert!(done["bolna_execution_id"].is_string() && done["conversation_duration"].as_f64().unwrap() > 0.0);
+    assert!(done["bolna_execution_id"].is_string(), "{done}");
+    assert!(
+        done["ended_at"].is_string() && done["provider_status"].is_string(),
+        "ended through Bolna's webhooks: {done}"
+    );
     assert!(status.success(), "Ctrl-C exits cleanly: {status:?}");
     assert!(!data_dir.join("postmaster.pid").exists(), "the private PostgreSQL was stopped");
     std::fs::remove_dir_all(&data_dir).ok();

@@ -75,12 +75,16 @@ impl CallService {
             .fetch_one(&mut *tx)
             .await?;
             return match existing.request_fingerprint.as_deref() == Some(fingerprint.as_slice()) {
-                true => Ok(Admitted::Replayed(existing)),
+                true => {
+                    self.metrics().admissions.with_label_values(&[new.call_type.as_str(), "replayed"]).inc();
+                    Ok(Admitted::Replayed(existing))
+                }
                 false => Err(CallError::IdempotencyConflict),
             };
         };
-        let reserved = match queue_is_waiting(&mut tx, user, new.call_type, id).await? {
-            // Someone is ahead in this user's queue: keep FIFO, wait behind them.
+        let held_back = self.bolna_is_held_back();
+        let reserved = match held_back || queue_is_waiting(&mut tx, user, new.call_type, id).await? {
+            // Bolna is down, or someone is ahead in this user's queue (FIFO): wait.
             true => false,
             false => {
                 let answer = concurrency::reserve(
@@ -100,6 +104,8 @@ impl CallService {
             false => select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?,
         };
         tx.commit().await?;
+        let result = if reserved { "started" } else { "queued" };
+        self.metrics().admissions.with_label_values(&[new.call_type.as_str(), result]).inc();
         Ok(if reserved { Admitted::Reserved(call) } else { Admitted::Queued(call) })
     }
 }

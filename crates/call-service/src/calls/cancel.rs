@@ -43,7 +43,7 @@ impl CallService {
         sqlx::query!("UPDATE calls SET cancel_requested_at = now() WHERE id = $1", id as CallId)
             .execute(self.pool())
             .await?;
-        if let Err(error) = self.bolna().stop_call(&execution_id).await {
+        if let Err(error) = self.bolna_request("stop_call", self.bolna().stop_call(&execution_id)).await {
             return Err(match (error.start_outcome(), error.status()) {
                 // Bolna's 400: it is no longer queued (it started dialling).
                 (StartOutcome::NotStarted, Some(400)) => {

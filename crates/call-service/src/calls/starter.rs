@@ -24,8 +24,12 @@ impl CallService {
     /// Returns the call as recorded.
     #[tracing::instrument(name = "Start a call at Bolna", skip_all, fields(call_id = %call.id, user_id = %call.user_id))]
     pub async fn start_at_bolna(&self, call: Call) -> Result<Call, CallError> {
+        if self.bolna_is_held_back() {
+            // Bolna looks down: nothing is sent; the call waits at the head of its queue.
+            return self.requeue(call.id, "Bolna is unavailable (circuit open)").await;
+        }
         let request = bolna_request(&call);
-        match self.bolna().start_call(&request).await {
+        match self.bolna_request("start_call", self.bolna().start_call(&request)).await {
             Ok(answer) => self.record_accepted(call.id, &answer.execution_id, answer.status.as_deref()).await,
             Err(error) => match error.start_outcome() {
                 StartOutcome::NotStarted => self.record_not_started(call.id, &error).await,
@@ -37,12 +41,13 @@ impl CallService {
     /// Starts `call` in the background (tracked, so shutdown can wait for it).
     pub fn spawn_start(&self, call: Call) {
         let service = self.clone();
-        self.inner.tasks.spawn(async move {
+        let task = async move {
             let id = call.id;
             if let Err(error) = service.start_at_bolna(call).await {
                 tracing::error!(call_id = %id, error = %error, "starting a call at Bolna failed");
             }
-        });
+        };
+        self.inner.tasks.spawn_on(task, &self.inner.runtime);
     }
 
     async fn record_accepted(
@@ -74,31 +79,38 @@ impl CallService {
     }
 
     async fn record_not_started(&self, id: CallId, error: &BolnaError) -> Result<Call, CallError> {
-        let retry_later = error.is_rate_limited() || matches!(error, BolnaError::Connect(_));
         let message = error.api_message().unwrap_or_else(|| error.to_string());
+        if error.is_rate_limited() || matches!(error, BolnaError::Connect(_)) {
+            tracing::warn!(call_id = %id, error = %error, "Bolna busy or unreachable: call re-queued");
+            return self.requeue(id, &message).await;
+        }
         let mut tx = self.pool().begin().await?;
-        let next = if retry_later {
-            // Bolna was busy or unreachable: back to the head of the queue (its created_at is kept).
-            sqlx::query!(
-                "UPDATE calls SET status = 'queued', queued_at = COALESCE(queued_at, now()), error = $2 WHERE id = $1 AND status = 'initiating'",
-                id as CallId,
-                format!("re-queued: {message}")
-            )
-            .execute(&mut *tx)
-            .await?;
-            concurrency::release_call_slot(&mut tx, id, "Bolna busy or unreachable; call re-queued").await?;
-            // No wake-up: the dispatcher's next tick retries, which paces requests to a busy Bolna.
-            None
-        } else {
-            mark_failed(&mut tx, id, &format!("Bolna refused the call: {message}")).await?;
-            release_and_hand_over(&mut tx, id, "Bolna refused the call", self.config()).await?
-        };
+        mark_failed(&mut tx, id, &format!("Bolna refused the call: {message}")).await?;
+        let next = release_and_hand_over(&mut tx, id, "Bolna refused the call", self.config()).await?;
         let call = select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?;
         tx.commit().await?;
-        tracing::warn!(call_id = %id, error = %error, retry_later, "Bolna did not start the call");
+        tracing::warn!(call_id = %id, error = %error, "Bolna refused the call");
         if let Some(next) = next {
             self.spawn_start(next);
         }
+        Ok(call)
+    }
+
+    /// Puts a call that holds a slot but was not sent back at the head of its queue (its
+    /// `created_at` is kept) and frees the slot. No wake-up: the dispatcher's next tick retries,
+    /// which paces requests to a busy or absent Bolna.
+    async fn requeue(&self, id: CallId, why: &str) -> Result<Call, CallError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query!(
+            "UPDATE calls SET status = 'queued', queued_at = COALESCE(queued_at, now()), error = $2 WHERE id = $1 AND status = 'initiating'",
+            id as CallId,
+            format!("re-queued: {why}")
+        )
+        .execute(&mut *tx)
+        .await?;
+        concurrency::release_call_slot(&mut tx, id, "not sent to Bolna; call re-queued").await?;
+        let call = select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
         Ok(call)
     }
 

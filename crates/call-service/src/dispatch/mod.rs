@@ -40,6 +40,9 @@ impl CallService {
     /// Starts every queue head that can start now. Returns how many calls were started.
     pub async fn dispatch_pass(&self) -> Result<usize, CallError> {
         let mut started = 0;
+        if self.bolna_is_held_back() {
+            return Ok(0);
+        }
         loop {
             let heads = {
                 let mut conn = self.pool().acquire().await?;

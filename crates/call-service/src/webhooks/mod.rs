@@ -6,6 +6,7 @@ mod apply;
 mod store;
 
 pub(crate) use apply::apply_execution;
+pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
 
 use bolna_client::Execution;
@@ -89,6 +90,14 @@ impl CallService {
         let applied = apply_execution(&mut tx, execution, self.config()).await?;
         set_outcome(&mut tx, event_id, applied.call, applied.outcome, applied.detail.as_deref()).await?;
         tx.commit().await?;
+        self.metrics()
+            .webhook_events
+            .with_label_values(&[execution.status.as_str(), applied.outcome.as_str()])
+            .inc();
+        if let Some(updated) = execution.updated_at {
+            let lag = (chrono::Utc::now() - updated).num_milliseconds().max(0) as f64 / 1000.0;
+            self.metrics().webhook_lag.observe(lag);
+        }
         tracing::info!(
             event_id,
             execution_id = %execution.id,
@@ -106,6 +115,7 @@ impl CallService {
     async fn reject(&self, event: &ReceivedEvent<'_>, reason: String) -> Result<WebhookReceipt, CallError> {
         let mut conn = self.pool().acquire().await?;
         let event_id = insert_event(&mut conn, event, EventOutcome::Rejected, Some(&reason)).await?;
+        self.metrics().webhook_events.with_label_values(&["unknown", "rejected"]).inc();
         tracing::warn!(event_id, reason, "webhook rejected");
         Ok(WebhookReceipt::Rejected { event_id, reason })
     }

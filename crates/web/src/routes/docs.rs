@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, call_input, call_resource, calls, health, webhooks};
+use super::{admin, call_input, call_resource, calls, health, operations, webhooks};
 
 #[derive(OpenApi, Debug)]
 #[openapi(
@@ -13,7 +13,7 @@ use super::{admin, call_input, call_resource, calls, health, webhooks};
     paths(
         calls::create_call, calls::get, calls::list, calls::cancel, calls::concurrency,
         admin::create, admin::list, admin::update, admin::active_calls, admin::release,
-        webhooks::receive, health::healthz_doc, health::readyz_doc,
+        webhooks::receive, health::healthz_doc, health::readyz_doc, operations::metrics, operations::diagnostics,
     ),
     components(schemas(
         call_input::CreateCallRequest, call_resource::CallResource, call_resource::CallPage,

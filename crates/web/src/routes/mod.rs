@@ -6,4 +6,5 @@ pub mod call_resource;
 pub mod calls;
 pub mod docs;
 pub mod health;
+pub mod operations;
 pub mod webhooks;

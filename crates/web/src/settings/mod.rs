@@ -89,6 +89,8 @@ pub struct BolnaSettings {
     pub api_key: Option<SecretString>,
     pub timeout_seconds: u64,
     pub connect_timeout_seconds: u64,
+    pub circuit_failure_threshold: u32,
+    pub circuit_cooldown_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +119,7 @@ pub struct ReconcilerSettings {
     pub interval_seconds: u64,
     pub initiating_timeout_seconds: u64,
     pub lease_seconds: u64,
+    pub not_placed_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

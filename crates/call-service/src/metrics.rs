@@ -1,0 +1,154 @@
+//! Prometheus metrics the call lifecycle records as it goes (Bolna requests, webhooks, the
+//! reconciler, the circuit breaker), plus gauges the web layer fills from the database at scrape
+//! time. One registry per service: no global state.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+const DEFINITION: &str = "metric definitions are constant and valid";
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Seconds per Bolna request, by operation and outcome (`ok`, or an error kind).
+    pub bolna_requests: HistogramVec,
+    /// Webhook events by Bolna status and what processing made of them.
+    pub webhook_events: IntCounterVec,
+    /// Seconds from Bolna's `updated_at` on an event to its application here.
+    pub webhook_lag: Histogram,
+    /// Reconciler actions by kind.
+    pub reconciler_actions: IntCounterVec,
+    /// Admissions by call type and result (`started`, `queued`, `replayed`).
+    pub admissions: IntCounterVec,
+    /// 1 while the Bolna circuit breaker holds calls back.
+    pub bolna_circuit_open: IntGauge,
+    // Filled at scrape time from the database.
+    pub slots_in_use: IntGaugeVec,
+    pub slot_limits: IntGaugeVec,
+    pub account_lines_in_use: IntGauge,
+    pub account_lines: IntGauge,
+    pub queue_depth: IntGaugeVec,
+    pub oldest_queued_seconds: prometheus::GaugeVec,
+    pub unapplied_webhook_events: IntGauge,
+}
+
+impl Metrics {
+    /// Built once at start-up from constant definitions, which cannot fail.
+    #[allow(clippy::expect_used)]
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("switchboard".into()), None).unwrap_or_default();
+        let latency_buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+        let metrics = Self {
+            bolna_requests: HistogramVec::new(
+                HistogramOpts::new("bolna_request_seconds", "Bolna API requests by operation and outcome")
+                    .buckets(latency_buckets.clone()),
+                &["operation", "outcome"],
+            )
+            .expect(DEFINITION),
+            webhook_events: IntCounterVec::new(
+                Opts::new("webhook_events_total", "Webhook events by status and outcome"),
+                &["status", "outcome"],
+            )
+            .expect(DEFINITION),
+            webhook_lag: Histogram::with_opts(
+                HistogramOpts::new("webhook_lag_seconds", "Bolna's updated_at to applied here")
+                    .buckets(latency_buckets),
+            )
+            .expect(DEFINITION),
+            reconciler_actions: IntCounterVec::new(
+                Opts::new("reconciler_actions_total", "Reconciler actions by kind"),
+                &["kind"],
+            )
+            .expect(DEFINITION),
+            admissions: IntCounterVec::new(
+                Opts::new("admissions_total", "Call admissions by call type and result"),
+                &["call_type", "result"],
+            )
+            .expect(DEFINITION),
+            bolna_circuit_open: IntGauge::new("bolna_circuit_open", "1 while calls are held back from Bolna")
+                .expect(DEFINITION),
+            slots_in_use: IntGaugeVec::new(
+                Opts::new("slots_in_use", "Held slots by call type"),
+                &["call_type"],
+            )
+            .expect(DEFINITION),
+            slot_limits: IntGaugeVec::new(
+                Opts::new("slot_limits", "Sum of users' limits by call type"),
+                &["call_type"],
+            )
+            .expect(DEFINITION),
+            account_lines_in_use: IntGauge::new(
+                "account_lines_in_use",
+                "Account lines held (Bolna concurrency)",
+            )
+            .expect(DEFINITION),
+            account_lines: IntGauge::new(
+                "account_lines",
+                "Account lines configured (limits.account_max_concurrent)",
+            )
+            .expect(DEFINITION),
+            queue_depth: IntGaugeVec::new(
+                Opts::new("queue_depth", "Calls waiting for a slot by call type"),
+                &["call_type"],
+            )
+            .expect(DEFINITION),
+            oldest_queued_seconds: prometheus::GaugeVec::new(
+                Opts::new("oldest_queued_seconds", "Age of the oldest call waiting for a slot"),
+                &["call_type"],
+            )
+            .expect(DEFINITION),
+            unapplied_webhook_events: IntGauge::new(
+                "unapplied_webhook_events",
+                "Stored events not (yet) applied",
+            )
+            .expect(DEFINITION),
+            registry,
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.bolna_requests.clone()),
+            Box::new(self.webhook_events.clone()),
+            Box::new(self.webhook_lag.clone()),
+            Box::new(self.reconciler_actions.clone()),
+            Box::new(self.admissions.clone()),
+            Box::new(self.bolna_circuit_open.clone()),
+            Box::new(self.slots_in_use.clone()),
+            Box::new(self.slot_limits.clone()),
+            Box::new(self.account_lines_in_use.clone()),
+            Box::new(self.account_lines.clone()),
+            Box::new(self.queue_depth.clone()),
+            Box::new(self.oldest_queued_seconds.clone()),
+            Box::new(self.unapplied_webhook_events.clone()),
+        ];
+        for collector in collectors {
+            if let Err(error) = self.registry.register(collector) {
+                tracing::error!(error = %error, "registering a metric failed");
+            }
+        }
+    }
+
+    /// Counts one reconciler action.
+    pub fn reconciled(&self, kind: &str) {
+        self.reconciler_actions.with_label_values(&[kind]).inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %error, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,219 @@
+//! Real processes, real kills. `switchboard serve` runs as a child process against a test database
+//! and an in-process Bolna simulator.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bolna_sim::{CallFault, FaultUpdate, OutcomeMix, SimConfig, Simulator, WebhookFaults, WebhookTarget};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const ADMIN: &str = "crash-admin";
+const TOKEN: &str = "crash-webhook";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(database_url: &str, sim: &Simulator, port: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("serve")
+            .env_remove("DATABASE_URL")
+            .env("SWITCHBOARD__DATABASE__URL", database_url)
+            .env("SWITCHBOARD__SERVER__PORT", port.to_string())
+            .env("SWITCHBOARD__BOLNA__BASE_URL", sim.base_url())
+            .env("SWITCHBOARD__BOLNA__API_KEY", "k")
+            .env("SWITCHBOARD__BOLNA__TIMEOUT_SECONDS", "10")
+            .env("SWITCHBOARD__WEBHOOK__TOKEN", TOKEN)
+            .env("SWITCHBOARD__AUTH__ADMIN_TOKEN", ADMIN)
+            .env("SWITCHBOARD__RECONCILER__INTERVAL_SECONDS", "1")
+            .env("SWITCHBOARD__RECONCILER__INITIATING_TIMEOUT_SECONDS", "1")
+            .env("SWITCHBOARD__RECONCILER__LEASE_SECONDS", "2")
+            .env("SWITCHBOARD__RECONCILER__NOT_PLACED_GRACE_SECONDS", "30")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        Self { child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/readyz", self.base)).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the server never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn setup(sim_config: SimConfig) -> (String, PgPool, Simulator, u16) {
+    let url =
+        local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR).await.unwrap();
+    let pool = PgPool::connect(&url).await.unwrap();
+    let sim = Simulator::start(sim_config, "127.0.0.1:0").unwrap();
+    let port = free_port();
+    sim.set_webhook(WebhookTarget {
+        url: format!("http://127.0.0.1:{port}/webhooks/bolna"),
+        header: Some(("X-Webhook-Token".into(), TOKEN.into())),
+    });
+    (url, pool, sim, port)
+}
+
+async fn user_key(base: &str, direct: i64) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/admin/users"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "crash", "direct_call_limit": direct}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["api_key"].as_str().unwrap().to_owned()
+}
+
+fn call_body(n: usize) -> Value {
+    json!({"agent_id": "8f2c1d7e-5a4b-4c39-9e21-6b0f3a9d4c12", "recipient_phone_number": format!("+1555{n:07}")})
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_killed_between_bolnas_acceptance_and_the_record_is_reconciled_after_restart() {
+    let sim_config =
+        SimConfig { speed: 1000.0, outcomes: OutcomeMix::always_completed(), ..SimConfig::default() };
+    let (url, pool, sim, port) = setup(sim_config).await;
+    let server = Server::start(&url, &sim, port);
+    server.ready().await;
+    let key = user_key(&server.base, 1).await;
+    // Bolna accepts at once but answers after 5 s; its webhooks are lost: only the reconciler can
+    // learn the execution ID.
+    sim.set_faults(FaultUpdate {
+        next_calls: Some(vec![CallFault::AcceptThenDelay { delay_ms: 5_000 }]),
+        webhooks: Some(WebhookFaults { drop_probability: 1.0, ..WebhookFaults::default() }),
+        ..FaultUpdate::default()
+    });
+    let base = server.base.clone();
+    let pending = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/calls"))
+            .bearer_auth(key)
+            .json(&call_body(1))
+            .send()
+            .await
+    });
+    wait_until("Bolna to accept the call", Duration::from_secs(10), async || sim.stats().accepted == 1).await;
+
+    server.signal("-KILL");
+    drop(server);
+    assert!(pending.await.unwrap().is_err(), "the client saw the connection die");
+    let (status, execution): (String, Option<String>) =
+        sqlx::query_as("SELECT status, bolna_execution_id FROM calls").fetch_one(&pool).await.unwrap();
+    assert_eq!(
+        (status.as_str(), execution),
+        ("initiating", None),
+        "the crash window: accepted, not recorded"
+    );
+
+    let restarted = Server::start(&url, &sim, port);
+    restarted.ready().await;
+    wait_until("the call to be adopted and finished", Duration::from_secs(30), async || {
+        let status: String = sqlx::query_scalar("SELECT status FROM calls").fetch_one(&pool).await.unwrap();
+        status == "completed"
+    })
+    .await;
+
+    let (execution, slots): (Option<String>, i64) =
+        sqlx::query_as("SELECT bolna_execution_id, (SELECT count(*) FROM active_calls) FROM calls")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(execution.is_some(), "execution ID adopted");
+    assert_eq!(slots, 0, "no slot leaked");
+    assert_eq!(sim.stats().call_requests, 1, "never dialled twice");
+}
+
+#[tokio::test]
+async fn sigterm_under_load_exits_cleanly_and_leaves_no_call_unaccounted_for() {
+    let sim_config =
+        SimConfig { speed: 1000.0, outcomes: OutcomeMix::always_completed(), ..SimConfig::default() };
+    let (url, pool, sim, port) = setup(sim_config).await;
+    sim.set_faults(FaultUpdate {
+        call_rates: Some(bolna_sim::CallFaultRates { latency_ms: 150, ..Default::default() }),
+        ..FaultUpdate::default()
+    });
+    let server = Server::start(&url, &sim, port);
+    server.ready().await;
+    let key = user_key(&server.base, 3).await;
+    let client = reqwest::Client::new();
+    let load: Vec<_> = (0..30)
+        .map(|n| {
+            let request =
+                client.post(format!("{}/v1/calls", server.base)).bearer_auth(&key).json(&call_body(100 + n));
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.signal("-TERM");
+    let mut server = server;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait();
+        (server, status)
+    })
+    .await
+    .unwrap()
+    .1
+    .unwrap();
+    let answered =
+        futures::future::join_all(load).await.into_iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+
+    assert!(status.success(), "exit status {status:?}");
+    assert!(answered > 0, "requests in flight were answered");
+    let unaccounted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM calls WHERE status = 'initiating' AND bolna_execution_id IS NULL AND reconcile_reason IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unaccounted, 0, "every call handed to Bolna was recorded before exit");
+    let (held, recorded): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM active_calls), (SELECT count(*) FROM active_calls WHERE bolna_execution_id IS NOT NULL)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(held, recorded, "every held slot knows its execution");
+}
