@@ -413,3 +413,36 @@ async fn concurrent_requests_with_one_idempotency_key_make_one_call_and_one_boln
     assert_eq!(calls, 1);
     assert_eq!(app.sim.stats().call_requests, 1, "one Bolna request");
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_request_does_not_leave_its_call_half_started() {
+    let app = spawn_app_with(|_| {}, |sim| sim.hold_calls = true).await;
+    app.sim.set_faults(FaultUpdate {
+        next_calls: Some(vec![CallFault::Latency { delay_ms: 600 }]),
+        ..FaultUpdate::default()
+    });
+    let user = app.create_user(1, 0).await;
+    let impatient =
+        reqwest::Client::builder().timeout(std::time::Duration::from_millis(150)).build().unwrap();
+
+    let gave_up = impatient
+        .post(app.url("/v1/calls"))
+        .bearer_auth(&user.key)
+        .json(&call_body("+15550000111"))
+        .send()
+        .await;
+
+    assert!(gave_up.is_err(), "the client hung up before the answer");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let recorded: Option<String> =
+            sqlx::query_scalar("SELECT bolna_execution_id FROM calls").fetch_one(&app.pool).await.unwrap();
+        if recorded.is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the call was left half-started");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.sim.stats().call_requests, 1);
+    app.sim.hang_up_all();
+}

@@ -33,8 +33,13 @@ impl Server {
             .env("SWITCHBOARD__RECONCILER__INITIATING_TIMEOUT_SECONDS", "1")
             .env("SWITCHBOARD__RECONCILER__LEASE_SECONDS", "2")
             .env("SWITCHBOARD__RECONCILER__NOT_PLACED_GRACE_SECONDS", "30")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", std::env::var("CRASH_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(match std::env::var("CRASH_LOG_FILE") {
+                Ok(path) => {
+                    Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap())
+                }
+                Err(_) => Stdio::null(),
+            })
             .spawn()
             .expect("serve starts");
         Self { child, base: format!("http://127.0.0.1:{port}") }
@@ -208,6 +213,15 @@ async fn sigterm_under_load_exits_cleanly_and_leaves_no_call_unaccounted_for() {
     .fetch_one(&pool)
     .await
     .unwrap();
+    if unaccounted > 0 {
+        let stuck: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT id, created_at, updated_at FROM calls WHERE status = 'initiating' AND bolna_execution_id IS NULL AND reconcile_reason IS NULL",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        eprintln!("stuck calls: {stuck:?}");
+    }
     assert_eq!(unaccounted, 0, "every call handed to Bolna was recorded before exit");
     let (held, recorded): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM active_calls), (SELECT count(*) FROM active_calls WHERE bolna_execution_id IS NOT NULL)",

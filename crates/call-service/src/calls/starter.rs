@@ -38,6 +38,20 @@ impl CallService {
         }
     }
 
+    /// Starts `call` at Bolna in a tracked task on the main runtime and waits for the result. The
+    /// hand-off then survives the caller being dropped (a client that disconnects mid-request makes
+    /// actix drop its handler): the request to Bolna and its recording always finish, and shutdown
+    /// waits for them.
+    pub async fn start_detached(&self, call: Call) -> Result<Call, CallError> {
+        let service = self.clone();
+        let task = async move { service.start_at_bolna(call).await };
+        self.inner
+            .tasks
+            .spawn_on(task, &self.inner.runtime)
+            .await
+            .map_err(|error| CallError::Unexpected(anyhow::anyhow!("the call start task failed: {error}")))?
+    }
+
     /// Starts `call` in the background (tracked, so shutdown can wait for it).
     pub fn spawn_start(&self, call: Call) {
         let service = self.clone();

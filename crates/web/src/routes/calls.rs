@@ -53,7 +53,7 @@ pub async fn create_call(
     };
     let new = body.validate(key)?;
     let call = match state.calls.admit(user.0.id, &new).await? {
-        Admitted::Reserved(call) => state.calls.start_at_bolna(call).await?,
+        Admitted::Reserved(call) => state.calls.start_detached(call).await?,
         Admitted::Queued(call) | Admitted::Replayed(call) => call,
     };
     respond_with(call)
