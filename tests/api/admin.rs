@@ -75,6 +75,7 @@ async fn raising_a_limit_starts_queued_calls_and_lowering_it_ends_none() {
     })
     .await;
 
+    app.wait_for_status(&user, live["id"].as_str().unwrap(), "in-progress").await;
     let lowered = app
         .admin(app.client.patch(app.url(&format!("/v1/admin/users/{}", user.id))))
         .json(&json!({"direct_call_limit": 0}))

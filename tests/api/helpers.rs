@@ -103,6 +103,22 @@ pub async fn spawn_instance(
     sim: Simulator,
     customise: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_instance_with_clock(
+        database_url,
+        sim,
+        customise,
+        std::sync::Arc::new(call_service::clock::SystemClock),
+    )
+    .await
+}
+
+/// An instance whose campaign scheduler reads time from `clock`.
+pub async fn spawn_instance_with_clock(
+    database_url: &str,
+    sim: Simulator,
+    customise: impl FnOnce(&mut Settings),
+    clock: std::sync::Arc<dyn call_service::clock::Clock>,
+) -> TestApp {
     init_logging();
     let mut settings = test_settings(&[]);
     settings.server.port = 0;
@@ -116,7 +132,7 @@ pub async fn spawn_instance(
     settings.limits.account_max_concurrent = 50;
     customise(&mut settings);
 
-    let application = Application::build(settings).await.expect("the application builds");
+    let application = Application::build_with_clock(settings, clock).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = application.handle();
     tokio::spawn(application.run_until_stopped());

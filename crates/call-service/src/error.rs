@@ -12,6 +12,12 @@ pub enum CallError {
     NotCancelable { status: CallStatus },
     #[error("the user does not exist")]
     UnknownUser,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    #[error("the number is on your do-not-call list")]
+    DoNotCall,
     #[error("Bolna refused: {0}")]
     BolnaRefused(String),
     #[error("Bolna is unavailable: {0}")]

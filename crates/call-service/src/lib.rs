@@ -7,6 +7,8 @@ extern crate self as call_service;
 
 mod bolna_gate;
 pub mod calls;
+pub mod campaigns;
+pub mod clock;
 mod diagnostics;
 mod dispatch;
 mod error;

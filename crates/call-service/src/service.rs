@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use tokio_util::task::TaskTracker;
 
 use crate::bolna_gate::{BolnaGate, GateConfig};
+use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 
 /// The knobs of the call lifecycle.
@@ -23,6 +24,8 @@ pub struct ServiceConfig {
     pub dispatch_batch: i64,
     pub reconciler: ReconcilerConfig,
     pub gate: GateConfig,
+    /// Time for the campaign scheduler (windows, pacing, retry delays); injectable for tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// When the reconciler looks, and how long it waits before deciding.
@@ -56,6 +59,7 @@ impl Default for ServiceConfig {
             dispatch_batch: 100,
             reconciler: ReconcilerConfig::default(),
             gate: GateConfig::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Builds the long-lived parts from settings: the Bolna client and the call service.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bolna_client::{BolnaClient, ClientSettings};
+use call_service::clock::Clock;
 use call_service::{CallService, GateConfig, ReconcilerConfig, ServiceConfig};
 use secrecy::SecretString;
 use sqlx::PgPool;
@@ -20,7 +22,7 @@ pub fn bolna_client(settings: &Settings) -> anyhow::Result<BolnaClient> {
     Ok(BolnaClient::new(client)?)
 }
 
-pub fn call_service(settings: &Settings, pool: PgPool) -> anyhow::Result<CallService> {
+pub fn call_service(settings: &Settings, pool: PgPool, clock: Arc<dyn Clock>) -> anyhow::Result<CallService> {
     let config = ServiceConfig {
         account_lines: settings.limits.account_max_concurrent,
         lease: Duration::from_secs(settings.reconciler.lease_seconds),
@@ -34,6 +36,7 @@ pub fn call_service(settings: &Settings, pool: PgPool) -> anyhow::Result<CallSer
             cooldown: Duration::from_secs(settings.bolna.circuit_cooldown_seconds.max(1)),
             ..GateConfig::default()
         },
+        clock,
         ..ServiceConfig::default()
     };
     Ok(CallService::new(pool, bolna_client(settings)?, config))

@@ -153,7 +153,7 @@ impl From<call_service::CallError> for ApiError {
     fn from(error: call_service::CallError) -> Self {
         use call_service::CallError;
         match error {
-            CallError::NotFound => Self::not_found("no such call"),
+            CallError::NotFound => Self::not_found("not found"),
             CallError::IdempotencyConflict => Self::conflict(
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used with a different request body",
@@ -170,6 +170,15 @@ impl From<call_service::CallError> for ApiError {
                     .with("call_status", status.as_str())
             }
             CallError::UnknownUser => Self::not_found("no such user"),
+            CallError::Invalid(message) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+            }
+            CallError::Conflict(code, message) => Self::conflict(code, message),
+            CallError::DoNotCall => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "do_not_call",
+                "the recipient is on your do-not-call list",
+            ),
             CallError::BolnaRefused(message) => {
                 Self::new(StatusCode::BAD_GATEWAY, "bolna_refused", format!("Bolna refused: {message}"))
             }

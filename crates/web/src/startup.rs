@@ -39,11 +39,19 @@ impl Application {
     /// Builds the application; `server.port = 0` binds a free port (tests run in parallel).
     /// The database pool connects lazily, so a database outage shows as `/readyz` 503.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(call_service::clock::SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the campaign scheduler's clock supplied (tests move it).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn call_service::clock::Clock>,
+    ) -> anyhow::Result<Self> {
         let pool = crate::database::lazy_pool(&settings.database)?;
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
-        let calls = crate::components::call_service(&settings, pool.clone())?;
+        let calls = crate::components::call_service(&settings, pool.clone(), clock)?;
         // Size the account line pool now when the database answers; the dispatcher retries otherwise.
         if let Err(error) =
             tokio::time::timeout(Duration::from_secs(5), calls.prepare()).await.unwrap_or(Ok(()))
@@ -123,6 +131,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .service(routes::health::healthz)
             .service(routes::health::readyz)
             .configure(routes::calls::routes)
+            .configure(routes::campaigns::routes)
             .configure(routes::admin::routes)
             .configure(routes::webhooks::routes)
             .configure(routes::docs::routes)

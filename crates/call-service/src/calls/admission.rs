@@ -65,8 +65,30 @@ impl CallService {
     #[tracing::instrument(name = "Admit a call", skip_all, fields(user_id = %user, call_type = %new.call_type))]
     pub async fn admit(&self, user: UserId, new: &NewCall) -> Result<Admitted, CallError> {
         let mut tx = self.pool().begin().await?;
+        let admitted = self.admit_in(&mut tx, user, new).await?;
+        tx.commit().await?;
+        let result = match admitted {
+            Admitted::Reserved(_) => "started",
+            Admitted::Queued(_) => "queued",
+            Admitted::Replayed(_) => "replayed",
+        };
+        self.metrics().admissions.with_label_values(&[new.call_type.as_str(), result]).inc();
+        Ok(admitted)
+    }
+
+    /// Admission inside the caller's transaction (the campaign scheduler marks its contact in the
+    /// same one). The do-not-call list is checked here, at dial time, for every call.
+    pub(crate) async fn admit_in(
+        &self,
+        tx: &mut PgConnection,
+        user: UserId,
+        new: &NewCall,
+    ) -> Result<Admitted, CallError> {
+        if crate::campaigns::on_dnc_list(tx, user, new.recipient.as_str()).await? {
+            return Err(CallError::DoNotCall);
+        }
         let fingerprint = new.fingerprint();
-        let Some(id) = insert_call(&mut tx, user, new, &fingerprint).await? else {
+        let Some(id) = insert_call(tx, user, new, &fingerprint).await? else {
             let existing = select_call!(
                 "WHERE user_id = $1 AND idempotency_key = $2",
                 user as UserId,
@@ -75,20 +97,17 @@ impl CallService {
             .fetch_one(&mut *tx)
             .await?;
             return match existing.request_fingerprint.as_deref() == Some(fingerprint.as_slice()) {
-                true => {
-                    self.metrics().admissions.with_label_values(&[new.call_type.as_str(), "replayed"]).inc();
-                    Ok(Admitted::Replayed(existing))
-                }
+                true => Ok(Admitted::Replayed(existing)),
                 false => Err(CallError::IdempotencyConflict),
             };
         };
         let held_back = self.bolna_is_held_back();
-        let reserved = match held_back || queue_is_waiting(&mut tx, user, new.call_type, id).await? {
+        let reserved = match held_back || queue_is_waiting(tx, user, new.call_type, id).await? {
             // Bolna is down, or someone is ahead in this user's queue (FIFO): wait.
             true => false,
             false => {
                 let answer = concurrency::reserve(
-                    &mut tx,
+                    tx,
                     user,
                     new.call_type,
                     id,
@@ -99,14 +118,10 @@ impl CallService {
                 answer == concurrency::Reservation::Reserved
             }
         };
-        let call = match reserved {
-            true => mark_initiating(&mut tx, id, false).await?,
-            false => select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?,
-        };
-        tx.commit().await?;
-        let result = if reserved { "started" } else { "queued" };
-        self.metrics().admissions.with_label_values(&[new.call_type.as_str(), result]).inc();
-        Ok(if reserved { Admitted::Reserved(call) } else { Admitted::Queued(call) })
+        Ok(match reserved {
+            true => Admitted::Reserved(mark_initiating(tx, id, false).await?),
+            false => Admitted::Queued(select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?),
+        })
     }
 }
 

@@ -28,6 +28,8 @@ impl CallService {
             .execute(self.pool())
             .await?;
             if canceled.rows_affected() == 1 {
+                let mut conn = self.pool().acquire().await?;
+                crate::campaigns::settle::settle_contact(&mut conn, id, self.config().clock.now()).await?;
                 return self.reload(id).await;
             }
             // The dispatcher took it meanwhile: decide again on what it is now.
@@ -61,6 +63,7 @@ impl CallService {
         )
         .execute(&mut *tx)
         .await?;
+        crate::campaigns::settle::settle_contact(&mut tx, id, self.config().clock.now()).await?;
         let next = release_and_hand_over(&mut tx, id, "canceled by the user", self.config()).await?;
         tx.commit().await?;
         if let Some(next) = next {

@@ -82,7 +82,8 @@ impl CallService {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(slot) = slot else { return Ok(None) };
-        mark_failed(&mut tx, call, &format!("slot force-released by an operator: {reason}")).await?;
+        mark_failed(&mut tx, call, &format!("slot force-released by an operator: {reason}"), self.config())
+            .await?;
         let next =
             release_and_hand_over(&mut tx, call, "force-released by an operator", self.config()).await?;
         sqlx::query!(

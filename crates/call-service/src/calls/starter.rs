@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use super::handover::release_and_hand_over;
 use super::model::Call;
 use crate::error::CallError;
-use crate::service::CallService;
+use crate::service::{CallService, ServiceConfig};
 use crate::{select_call, CallId};
 
 /// The `user_data` key carrying the owning user, for observers (the simulator groups by it).
@@ -99,7 +99,7 @@ impl CallService {
             return self.requeue(id, &message).await;
         }
         let mut tx = self.pool().begin().await?;
-        mark_failed(&mut tx, id, &format!("Bolna refused the call: {message}")).await?;
+        mark_failed(&mut tx, id, &format!("Bolna refused the call: {message}"), self.config()).await?;
         let next = release_and_hand_over(&mut tx, id, "Bolna refused the call", self.config()).await?;
         let call = select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?;
         tx.commit().await?;
@@ -144,17 +144,22 @@ impl CallService {
     }
 }
 
-/// `failed` with a reason, unless the call already ended.
-pub(crate) async fn mark_failed(conn: &mut PgConnection, id: CallId, reason: &str) -> sqlx::Result<()> {
+/// `failed` with a reason, unless the call already ended; a campaign contact is settled.
+pub(crate) async fn mark_failed(
+    conn: &mut PgConnection,
+    id: CallId,
+    reason: &str,
+    config: &ServiceConfig,
+) -> sqlx::Result<()> {
     sqlx::query!(
         r#"UPDATE calls SET status = 'failed', error = $2, ended_at = COALESCE(ended_at, now())
            WHERE id = $1 AND status NOT IN ('completed','no-answer','busy','failed','canceled','stopped','error','balance-low')"#,
         id as CallId,
         reason
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    crate::campaigns::settle::settle_contact(conn, id, config.clock.now()).await
 }
 
 /// Bolna's request for a call: our call ID (and user) ride in `user_data`, which Bolna echoes in

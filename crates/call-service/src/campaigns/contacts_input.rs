@@ -77,7 +77,11 @@ pub fn parse_csv(text: &[u8]) -> Result<(Vec<(u64, RawContact)>, Vec<RejectedRow
         let record = match record {
             Ok(record) => record,
             Err(error) => {
-                rejected.push(RejectedRow { line, value: String::new(), reason: format!("unreadable CSV row: {error}") });
+                rejected.push(RejectedRow {
+                    line,
+                    value: String::new(),
+                    reason: format!("unreadable CSV row: {error}"),
+                });
                 continue;
             }
         };
@@ -117,7 +121,8 @@ mod tests {
 
     #[test]
     fn bolnas_batch_csv_imports_with_variables_and_bad_rows_are_reported_by_line() {
-        let csv = "contact_number,name,order_id\n+919812345678,Asha,ORD-1\n12345,Bad,ORD-2\n+919876543210,,ORD-3\n";
+        let csv =
+            "contact_number,name,order_id\n+919812345678,Asha,ORD-1\n12345,Bad,ORD-2\n+919876543210,,ORD-3\n";
         let (accepted, rejected) = contacts_from_csv(csv.as_bytes()).unwrap();
         assert_eq!(accepted.len(), 2);
         assert_eq!(accepted[0].variables["order_id"], "ORD-1");

@@ -72,7 +72,11 @@ mod tests {
     }
 
     fn weekdays_9_to_5() -> Window {
-        Window { days: vec![0, 1, 2, 3, 4], start: NaiveTime::from_hms_opt(9, 0, 0).unwrap(), end: NaiveTime::from_hms_opt(17, 0, 0).unwrap() }
+        Window {
+            days: vec![0, 1, 2, 3, 4],
+            start: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+        }
     }
 
     #[test]
@@ -101,7 +105,11 @@ mod tests {
 
     #[test]
     fn a_window_ending_before_it_starts_crosses_midnight() {
-        let night = Window { days: vec![4], start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(), end: NaiveTime::from_hms_opt(2, 0, 0).unwrap() };
+        let night = Window {
+            days: vec![4],
+            start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(2, 0, 0).unwrap(),
+        };
         let utc: Tz = "UTC".parse().unwrap();
         assert!(night.is_open(at("2026-09-04T23:00:00Z"), utc), "Friday 23:00");
         assert!(night.is_open(at("2026-09-05T01:00:00Z"), utc), "Saturday 01:00 belongs to Friday");
@@ -110,7 +118,11 @@ mod tests {
 
     #[test]
     fn an_opening_inside_a_spring_forward_gap_moves_to_the_end_of_the_gap() {
-        let early = Window { days: vec![6], start: NaiveTime::from_hms_opt(2, 30, 0).unwrap(), end: NaiveTime::from_hms_opt(5, 0, 0).unwrap() };
+        let early = Window {
+            days: vec![6],
+            start: NaiveTime::from_hms_opt(2, 30, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(5, 0, 0).unwrap(),
+        };
         let new_york: Tz = "America/New_York".parse().unwrap();
         // Sunday 2026-03-08 02:30 does not exist in New York; 03:00 EDT = 07:00 UTC.
         assert_eq!(early.next_open(at("2026-03-08T00:00:00Z"), new_york), Some(at("2026-03-08T07:00:00Z")));

@@ -33,6 +33,9 @@ impl CallService {
             if let Err(error) = self.dispatch_pass().await {
                 tracing::warn!(error = %error, "dispatch pass failed; retrying on the next tick");
             }
+            if let Err(error) = self.schedule_campaigns().await {
+                tracing::warn!(error = %error, "campaign scheduler pass failed; retrying on the next tick");
+            }
         }
         tracing::info!("dispatcher stopped");
     }

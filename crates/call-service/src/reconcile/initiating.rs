@@ -122,7 +122,7 @@ impl CallService {
             return Ok(false);
         }
         let reason = "not placed: Bolna has no execution for this call";
-        mark_failed(&mut tx, id, reason).await?;
+        mark_failed(&mut tx, id, reason, self.config()).await?;
         let next = release_and_hand_over(&mut tx, id, reason, self.config()).await?;
         tx.commit().await?;
         self.metrics().reconciled("initiating_not_placed");

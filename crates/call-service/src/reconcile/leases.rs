@@ -42,7 +42,7 @@ impl CallService {
                     sqlx::query!("SELECT id FROM calls WHERE id = $1 FOR UPDATE", slot.id as CallId)
                         .fetch_optional(&mut *tx)
                         .await?;
-                    mark_failed(&mut tx, slot.id, &reason).await?;
+                    mark_failed(&mut tx, slot.id, &reason, self.config()).await?;
                     let next = release_and_hand_over(&mut tx, slot.id, &reason, self.config()).await?;
                     tx.commit().await?;
                     self.metrics().reconciled("lease_released_unknown_execution");

@@ -90,6 +90,9 @@ pub(crate) async fn apply_execution(
     .execute(&mut *conn)
     .await?;
 
+    if apply && incoming.is_some_and(CallStatus::is_terminal) {
+        crate::campaigns::settle::settle_contact(conn, call.id, config.clock.now()).await?;
+    }
     let next = if line_free {
         release_and_hand_over(conn, call.id, &format!("line free: {}", execution.status), config).await?
     } else {

@@ -5,7 +5,9 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, call_input, call_resource, calls, health, operations, webhooks};
+use super::{
+    admin, call_input, call_resource, calls, campaign_input, campaigns, health, operations, webhooks,
+};
 
 #[derive(OpenApi, Debug)]
 #[openapi(
@@ -13,14 +15,19 @@ use super::{admin, call_input, call_resource, calls, health, operations, webhook
     paths(
         calls::create_call, calls::get, calls::list, calls::cancel, calls::concurrency,
         admin::create, admin::list, admin::update, admin::active_calls, admin::release,
+        campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::action,
+        campaigns::add_contacts, campaigns::contacts, campaigns::dnc_add, campaigns::dnc_list, campaigns::dnc_remove,
         webhooks::receive, health::healthz_doc, health::readyz_doc, operations::metrics, operations::diagnostics,
     ),
     components(schemas(
         call_input::CreateCallRequest, call_resource::CallResource, call_resource::CallPage,
+        campaigns::CampaignResource, campaigns::ContactsInput, campaigns::ContactInput, campaigns::ContactsAdded,
+        campaigns::DncInput, campaign_input::CampaignInput, campaign_input::WindowInput, campaign_input::RetryInput,
         admin::UserResource, admin::CreateUserRequest, admin::CreatedUser, admin::UpdateLimitsRequest, admin::ReleaseRequest,
     )),
     modifiers(&SecuritySchemes),
     tags((name = "calls", description = "Start and follow calls"), (name = "admin", description = "Operators: users, limits, slots"),
+         (name = "campaigns", description = "Campaigns, contacts, do-not-call"),
          (name = "webhooks", description = "Bolna's status changes"), (name = "operations", description = "Health and readiness")),
 )]
 pub struct ApiDoc;

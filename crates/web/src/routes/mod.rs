@@ -4,6 +4,8 @@ pub mod admin;
 pub mod call_input;
 pub mod call_resource;
 pub mod calls;
+pub mod campaign_input;
+pub mod campaigns;
 pub mod docs;
 pub mod health;
 pub mod operations;
