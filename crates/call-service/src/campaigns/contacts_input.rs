@@ -61,8 +61,11 @@ fn validate(row: RawContact) -> Result<NewContact, (String, String)> {
     })
 }
 
+/// Raw rows with their line numbers, and the lines that could not be read.
+pub type ParsedCsv = (Vec<(u64, RawContact)>, Vec<RejectedRow>);
+
 /// Parses CSV text into raw rows (line 2 onwards). A malformed CSV line is reported, not fatal.
-pub fn parse_csv(text: &[u8]) -> Result<(Vec<(u64, RawContact)>, Vec<RejectedRow>), String> {
+pub fn parse_csv(text: &[u8]) -> Result<ParsedCsv, String> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text);
     let headers = reader.headers().map_err(|e| format!("the CSV header row cannot be read: {e}"))?.clone();
     let phone_column = headers
