@@ -64,6 +64,7 @@ CREATE INDEX idx_campaign_contacts_pacing ON campaign_contacts (campaign_id, las
 ALTER TABLE calls ADD CONSTRAINT calls_campaign_id_fkey FOREIGN KEY (campaign_id) REFERENCES campaigns (id);
 ALTER TABLE calls ADD CONSTRAINT calls_contact_id_fkey FOREIGN KEY (contact_id) REFERENCES campaign_contacts (id);
 CREATE INDEX idx_calls_contact ON calls (contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX idx_calls_campaign_queued ON calls (campaign_id) WHERE status = 'queued' AND bolna_execution_id IS NULL;
 
 CREATE TABLE do_not_call (
     user_id      uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,

@@ -3,6 +3,7 @@
 
 mod admin;
 mod calls;
+mod campaigns;
 mod configuration;
 mod health;
 mod helpers;

@@ -20,6 +20,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Campaign tools.
+    Campaigns {
+        #[command(subcommand)]
+        command: CampaignsCommand,
+    },
     /// Run everything locally: a private PostgreSQL (unless one is configured), a demo user, and
     /// the server. Prints how to use it. Ctrl-C stops it all.
     Dev(DevArgs),
@@ -49,6 +54,25 @@ pub struct CreateUserArgs {
     /// Concurrent campaign calls allowed (default: limits.default_campaign_call_limit).
     #[arg(long)]
     pub campaign_limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignsCommand {
+    /// Import contacts from a CSV file (Bolna's batch format: `contact_number`, optional `name`,
+    /// `timezone`, other columns become variables) into an existing campaign.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file.
+    pub file: std::path::PathBuf,
+    /// The campaign's id.
+    #[arg(long)]
+    pub campaign: uuid::Uuid,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

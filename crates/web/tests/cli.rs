@@ -131,3 +131,55 @@ async fn wait_for_status(url: &str, expected: u16) -> bool {
     }
     false
 }
+
+#[tokio::test]
+async fn campaigns_import_loads_a_hundred_thousand_contacts_reporting_bad_rows() {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let user = uuid::Uuid::new_v4();
+    let campaign = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, name) VALUES ($1, 'importer')")
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO campaigns (id, user_id, name, agent_id, max_concurrency) VALUES ($1, $2, 'big', 'a', 1)",
+    )
+    .bind(campaign)
+    .bind(user)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut csv = String::from("contact_number,name,order_id\n");
+    for n in 0..100_000 {
+        csv.push_str(&format!("+1555{n:07},Person {n},ORD-{n}\n"));
+    }
+    csv.push_str("+15550000007,Again,dup\nnot-a-number,Nobody,x\n");
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("contacts-{campaign}.csv"));
+    std::fs::write(&file, csv).unwrap();
+
+    let output = switchboard(
+        &url,
+        &["campaigns", "import", file.to_str().unwrap(), "--campaign", &campaign.to_string(), "--quiet"],
+    );
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("imported 100000 contacts (1 duplicates skipped, 1 rows rejected)"), "{stdout}");
+    assert!(stderr.contains("line 100003: `not-a-number`"), "{stderr}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1")
+        .bind(campaign)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 100_000);
+    let variables: serde_json::Value =
+        sqlx::query_scalar("SELECT variables FROM campaign_contacts WHERE phone_number = '+15550000042'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(variables["order_id"], "ORD-42");
+    std::fs::remove_file(file).ok();
+}

@@ -148,10 +148,12 @@ impl CallService {
         campaign: &Campaign,
         now: DateTime<Utc>,
     ) -> Result<i64, CallError> {
+        // Live = holding a slot (until the line is free) or waiting in the queue for one.
         let row = sqlx::query!(
-            r#"SELECT count(*) FILTER (WHERE status = 'in_progress') AS "live!",
-                      count(*) FILTER (WHERE last_attempt_at > $2) AS "last_minute!"
-               FROM campaign_contacts WHERE campaign_id = $1"#,
+            r#"SELECT (SELECT count(*) FROM active_calls a JOIN calls c ON c.id = a.id WHERE c.campaign_id = $1)
+                    + (SELECT count(*) FROM calls WHERE campaign_id = $1 AND status = 'queued' AND bolna_execution_id IS NULL)
+                      AS "live!",
+                      (SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "last_minute!""#,
             campaign.id,
             now - TimeDelta::seconds(60)
         )

@@ -1,11 +1,12 @@
 //! One module per sub-command.
 
+pub mod campaigns;
 pub mod dev;
 pub mod migrate;
 pub mod serve;
 pub mod users;
 
-use crate::cli::{Cli, Command, UsersCommand};
+use crate::cli::{CampaignsCommand, Cli, Command, UsersCommand};
 use crate::settings::Settings;
 
 /// Runs the parsed command line.
@@ -16,6 +17,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Migrate => migrate::run(settings).await,
         Command::Users { command: UsersCommand::Create(args) } => users::create(settings, args).await,
+        Command::Campaigns { command: CampaignsCommand::Import(args) } => {
+            campaigns::import(settings, args).await
+        }
         Command::Dev(args) => dev::run(settings, args).await,
     }
 }
