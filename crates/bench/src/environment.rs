@@ -27,14 +27,18 @@ pub async fn postgres() -> anyhow::Result<(String, Option<Cluster>)> {
 /// A running Switchboard with its own fresh database and simulator.
 pub struct Stack {
     pub base_url: String,
+    pub database_url: String,
     pub sim: Simulator,
     pub http: reqwest::Client,
 }
 
 impl Stack {
+    /// `webhooks`: whether the simulator posts status changes back (throughput runs turn them off
+    /// so only the measured requests reach the server).
     pub async fn start(
         admin_url: &str,
         account_lines: u32,
+        webhooks: bool,
         sim: impl FnOnce(&mut SimConfig),
     ) -> anyhow::Result<Self> {
         let database_url =
@@ -61,12 +65,14 @@ impl Stack {
         let application = web::Application::build(settings).await?;
         let base_url = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
-        simulator.set_webhook(WebhookTarget {
-            url: format!("{base_url}/webhooks/bolna"),
-            header: Some(("X-Webhook-Token".into(), WEBHOOK_TOKEN.into())),
-        });
+        if webhooks {
+            simulator.set_webhook(WebhookTarget {
+                url: format!("{base_url}/webhooks/bolna"),
+                header: Some(("X-Webhook-Token".into(), WEBHOOK_TOKEN.into())),
+            });
+        }
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        Ok(Self { base_url, sim: simulator, http })
+        Ok(Self { base_url, database_url, sim: simulator, http })
     }
 
     /// A user with these limits; returns its API key.
@@ -82,6 +88,14 @@ impl Stack {
             .json()
             .await?;
         Ok(body["api_key"].as_str().context("api_key")?.to_owned())
+    }
+
+    /// `count` users with `direct` slots each, made `concurrency` at a time; returns their keys.
+    pub async fn users(&self, count: usize, direct: i64) -> anyhow::Result<Vec<String>> {
+        use futures::StreamExt;
+        let keys: Vec<anyhow::Result<String>> =
+            futures::stream::iter(0..count).map(|_| self.user(direct)).buffer_unordered(32).collect().await;
+        keys.into_iter().collect()
     }
 
     /// Starts a call; returns (status code, call JSON).

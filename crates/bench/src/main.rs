@@ -36,9 +36,53 @@ async fn main() -> anyhow::Result<()> {
         "The Switchboard server runs in the benchmark's process (same binary, release build).".to_owned(),
     ];
 
+    const CLIENTS: u32 = 32;
+    let seconds: u32 = if args.quick { 3 } else { 10 };
+    eprintln!("baseline: pgbench at {CLIENTS} clients, {seconds} s per script");
+    let baseline = scenarios::baseline::run(&admin_url, CLIENTS, seconds).await?;
+
+    let users = if args.quick { 100 } else { 1000 };
+    eprintln!("throughput: {users} users x 50 slots, {CLIENTS} clients, {seconds} s");
+    let throughput_stack =
+        environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
+    let keys = throughput_stack.users(users, 50).await?;
+    let admissions =
+        scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, seconds.into()).await?;
+    let admission_baseline = baseline.admission_tps / 2.0;
+    figures.push(Figure {
+        name: format!(
+            "call admissions/s at {CLIENTS} clients (admitted, handed to Bolna, execution ID recorded)"
+        ),
+        value: admissions,
+        unit: "calls/s".into(),
+        baseline: admission_baseline,
+        baseline_name: format!("pgbench 2-write tps / 2 = {:.0} / 2", baseline.admission_tps),
+        ratio: admissions / admission_baseline,
+        target: ">= 0.6 x baseline".into(),
+        met: admissions / admission_baseline >= 0.6,
+    });
+    let webhooks = scenarios::throughput::webhooks(
+        &throughput_stack,
+        &throughput_stack.database_url,
+        CLIENTS as usize,
+        seconds.into(),
+    )
+    .await?;
+    figures.push(Figure {
+        name: format!("webhook events stored and applied/s at {CLIENTS} clients (15% duplicates)"),
+        value: webhooks,
+        unit: "events/s".into(),
+        baseline: baseline.webhook_tps,
+        baseline_name: "pgbench insert+update tps".into(),
+        ratio: webhooks / baseline.webhook_tps,
+        target: ">= 0.6 x baseline".into(),
+        met: webhooks / baseline.webhook_tps >= 0.6,
+    });
+    throughput_stack.sim.hang_up_all();
+
     let samples = if args.quick { 30 } else { 300 };
     eprintln!("dispatch latency: {samples} samples");
-    let stack = environment::Stack::start(&admin_url, 100_000, |sim| sim.hold_calls = true).await?;
+    let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;
     let mut latency = scenarios::dispatch_latency::run(&stack, samples).await?;
     let baseline_p50 = percentile(&mut latency.plain_webhook_ms, 50.0);
     let baseline_p99 = percentile(&mut latency.plain_webhook_ms, 99.0);

@@ -49,9 +49,30 @@ impl Binaries {
         }
     }
 
-    /// The path of one binary, e.g. `pg_ctl`.
+    /// The path of one binary, e.g. `pg_ctl`: next to `initdb`, else on `PATH`, else in Debian's
+    /// `/usr/lib/postgresql/<version>/bin` (where `pgbench` lives when only wrappers are on PATH).
     pub fn path(&self, name: &str) -> PathBuf {
-        self.bin_dir.join(name)
+        let beside = self.bin_dir.join(name);
+        if beside.is_file() {
+            return beside;
+        }
+        let on_path = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file());
+        let debian = || {
+            let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path().join("bin").join(name))
+                .filter(|candidate| candidate.is_file())
+                .collect();
+            found.sort();
+            found.pop()
+        };
+        on_path.or_else(debian).unwrap_or(beside)
     }
 
     /// The major version of the server, from `pg_ctl --version`.

@@ -1,3 +1,5 @@
 //! One module per measured scenario.
 
+pub mod baseline;
 pub mod dispatch_latency;
+pub mod throughput;
