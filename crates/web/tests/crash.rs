@@ -1,5 +1,6 @@
 //! Real processes, real kills. `switchboard serve` runs as a child process against a test database
-//! and an in-process Bolna simulator.
+//! and an in-process Bolna simulator. To see the server's logs when diagnosing, set
+//! `CRASH_LOG=info` and `CRASH_LOG_FILE=/path/to/server.log`.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::process::{Child, Command, Stdio};
