@@ -1,7 +1,9 @@
-//! Turning extractor failures (bad JSON, oversized bodies) into problem+json answers.
+//! Reading request bodies (size-limited, JSON after authentication) and turning their failures
+//! (bad JSON, wrong shape, wrong type, oversized) into problem+json answers.
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
+use futures::StreamExt;
 
 use crate::problem::ApiError;
 
@@ -46,7 +48,7 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
     if essence != "application/json" && !essence.ends_with("+json") {
         return Err(json_error(JsonPayloadError::ContentType));
     }
-    let body = crate::routes::webhooks::read_body(payload, limit).await?;
+    let body = read_body(payload, limit).await?;
     serde_json::from_slice(&body).map_err(|error| json_error(JsonPayloadError::Deserialize(error)))
 }
 
@@ -64,4 +66,24 @@ pub async fn read_optional_json<T: serde::de::DeserializeOwned>(
         return Ok(None);
     }
     read_json(request, payload, limit).await.map(Some)
+}
+
+/// The whole body, or 413 past `limit` bytes.
+pub async fn read_body(
+    mut payload: actix_web::web::Payload,
+    limit: usize,
+) -> Result<actix_web::web::Bytes, ApiError> {
+    let mut body = actix_web::web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }

@@ -15,9 +15,8 @@ use uuid::Uuid;
 
 use super::campaign_input::{window_output, CampaignInput, RetryInput, WindowInput};
 use crate::auth::AuthenticatedUser;
-use crate::extract::read_json;
+use crate::extract::{read_body, read_json};
 use crate::problem::{ApiError, FieldError};
-use crate::routes::webhooks::read_body;
 use crate::state::AppState;
 
 pub fn routes(config: &mut web::ServiceConfig) {

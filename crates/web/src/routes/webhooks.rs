@@ -2,12 +2,11 @@
 //! body that is not a webhook is stored as rejected and answered 400. Unauthenticated requests are
 //! refused before anything is stored (so strangers cannot fill the table).
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use call_service::webhooks::WebhookReceipt;
-use futures::StreamExt;
 use serde_json::json;
 
+use crate::extract::read_body;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -47,21 +46,4 @@ pub async fn receive(
             Err(ApiError::bad_request("invalid_webhook", reason).with("event_id", event_id))
         }
     }
-}
-
-/// The whole body, or 413 past `limit` bytes.
-pub(crate) async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is larger than {limit} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
