@@ -70,3 +70,34 @@ async fn unknown_routes_get_a_problem_json_404() {
     assert_eq!(body["code"], "not_found");
     assert_eq!(body["status"], 404);
 }
+
+#[tokio::test]
+async fn only_configured_browser_origins_get_cors_headers() {
+    let app =
+        spawn_app_with(|s| s.http.cors_allowed_origins = vec!["https://app.example.com".into()], |_| {})
+            .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/v1/calls"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+            .send()
+    };
+
+    let allowed = preflight("https://app.example.com").await.expect("sent");
+    let other = preflight("https://evil.example.com").await.expect("sent");
+    let simple = app
+        .client
+        .get(app.url("/healthz"))
+        .header("Origin", "https://app.example.com")
+        .send()
+        .await
+        .expect("sent");
+
+    assert!(allowed.status().is_success());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert!(other.headers().get("access-control-allow-origin").is_none(), "unknown origins get nothing");
+    assert_eq!(simple.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert!(simple.headers()["access-control-expose-headers"].to_str().unwrap().contains("x-request-id"));
+}

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod components;
+pub mod cors;
 pub mod database;
 pub mod extract;
 pub mod problem;

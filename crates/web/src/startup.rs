@@ -116,9 +116,11 @@ async fn run_background(calls: CallService, shutdown: CancellationToken) {
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let max_body = state.settings.server.max_body_bytes;
     let shutdown_timeout = state.settings.server.shutdown_timeout_seconds;
+    let origins = state.settings.http.cors_allowed_origins.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(crate::cors::policy(&origins))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::default())
             .app_data(data.clone())
