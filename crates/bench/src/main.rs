@@ -103,6 +103,14 @@ async fn main() -> anyhow::Result<()> {
     let report = Report { machine: report::machine(), quick: args.quick, figures, notes };
     report.write(&args.out)?;
     println!("{}", report.markdown());
+    let missing: Vec<&str> = report
+        .figures
+        .iter()
+        .filter(|f| !(f.value.is_finite() && f.baseline.is_finite() && f.ratio.is_finite()))
+        .map(|f| f.name.as_str())
+        .collect();
+    anyhow::ensure!(missing.is_empty(), "figures not produced: {missing:?}");
+    eprintln!("{} figures produced", report.figures.len());
     if let Some(cluster) = cluster {
         tokio::task::spawn_blocking(move || cluster.stop()).await??;
     }
