@@ -80,6 +80,30 @@ async fn main() -> anyhow::Result<()> {
     });
     throughput_stack.sim.hang_up_all();
 
+    const RATE: u32 = 200;
+    eprintln!("steady rate: {RATE} call starts/s for {seconds} s, open loop");
+    // Calls are held live and send no webhooks, so the figure is the cost of a call start alone
+    // (with ~6 webhooks per call on top, 200 starts/s saturates a 2-core machine).
+    let steady_stack = std::sync::Arc::new(
+        environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?,
+    );
+    let steady_keys = std::sync::Arc::new(steady_stack.users(if args.quick { 20 } else { 50 }, 200).await?);
+    let mut steady = scenarios::steady_rate::run(steady_stack, steady_keys, RATE, seconds.into()).await?;
+    for (p, limit) in [(50.0, 3.0), (99.0, 15.0)] {
+        let value = percentile(&mut steady.switchboard_ms, p);
+        let baseline = percentile(&mut steady.direct_ms, p);
+        figures.push(Figure {
+            name: format!("call start latency at a steady {RATE}/s (simulator answers at once), p{p:.0}"),
+            value,
+            unit: "ms".into(),
+            baseline,
+            baseline_name: format!("POST /call straight to the simulator at {RATE}/s, p{p:.0}"),
+            ratio: value / baseline,
+            target: format!("overhead p{p:.0} < {limit} ms"),
+            met: value - baseline < limit,
+        });
+    }
+
     let samples = if args.quick { 30 } else { 300 };
     eprintln!("dispatch latency: {samples} samples");
     let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;

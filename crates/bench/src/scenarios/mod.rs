@@ -2,4 +2,5 @@
 
 pub mod baseline;
 pub mod dispatch_latency;
+pub mod steady_rate;
 pub mod throughput;
