@@ -46,17 +46,43 @@ impl Server {
         Self { child, base: format!("http://127.0.0.1:{port}") }
     }
 
-    async fn ready(&self) {
+    async fn ready(&mut self) {
+        assert!(self.wait_ready().await, "the server never became ready");
+    }
+
+    /// False if the process exited (e.g. its port was taken meanwhile) or did not get ready.
+    async fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
             if let Ok(r) = reqwest::get(format!("{}/readyz", self.base)).await {
                 if r.status() == 200 {
-                    return;
+                    return true;
                 }
             }
-            assert!(Instant::now() < deadline, "the server never became ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        false
+    }
+
+    /// Starts on a free port, trying another if the chosen one was taken before the server bound
+    /// it (a port found free can be handed to an outgoing connection meanwhile). Points the
+    /// simulator's webhooks at the server.
+    async fn start_on_free_port(database_url: &str, sim: &Simulator) -> (Self, u16) {
+        for _ in 0..5 {
+            let port = free_port();
+            sim.set_webhook(WebhookTarget {
+                url: format!("http://127.0.0.1:{port}/webhooks/bolna"),
+                header: Some(("X-Webhook-Token".into(), TOKEN.into())),
+            });
+            let mut server = Self::start(database_url, sim, port);
+            if server.wait_ready().await {
+                return (server, port);
+            }
+        }
+        panic!("the server could not start on a free port");
     }
 
     fn signal(&self, signal: &str) {
@@ -77,17 +103,12 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn setup(sim_config: SimConfig) -> (String, PgPool, Simulator, u16) {
+async fn setup(sim_config: SimConfig) -> (String, PgPool, Simulator) {
     let url =
         local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR).await.unwrap();
     let pool = PgPool::connect(&url).await.unwrap();
     let sim = Simulator::start(sim_config, "127.0.0.1:0").unwrap();
-    let port = free_port();
-    sim.set_webhook(WebhookTarget {
-        url: format!("http://127.0.0.1:{port}/webhooks/bolna"),
-        header: Some(("X-Webhook-Token".into(), TOKEN.into())),
-    });
-    (url, pool, sim, port)
+    (url, pool, sim)
 }
 
 async fn user_key(base: &str, direct: i64) -> String {
@@ -120,9 +141,8 @@ async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() 
 async fn a_server_killed_between_bolnas_acceptance_and_the_record_is_reconciled_after_restart() {
     let sim_config =
         SimConfig { speed: 1000.0, outcomes: OutcomeMix::always_completed(), ..SimConfig::default() };
-    let (url, pool, sim, port) = setup(sim_config).await;
-    let server = Server::start(&url, &sim, port);
-    server.ready().await;
+    let (url, pool, sim) = setup(sim_config).await;
+    let (server, port) = Server::start_on_free_port(&url, &sim).await;
     let key = user_key(&server.base, 1).await;
     // Bolna accepts at once but answers after 5 s; its webhooks are lost: only the reconciler can
     // learn the execution ID.
@@ -153,7 +173,7 @@ async fn a_server_killed_between_bolnas_acceptance_and_the_record_is_reconciled_
         "the crash window: accepted, not recorded"
     );
 
-    let restarted = Server::start(&url, &sim, port);
+    let mut restarted = Server::start(&url, &sim, port);
     restarted.ready().await;
     wait_until("the call to be adopted and finished", Duration::from_secs(30), async || {
         let status: String = sqlx::query_scalar("SELECT status FROM calls").fetch_one(&pool).await.unwrap();
@@ -175,13 +195,12 @@ async fn a_server_killed_between_bolnas_acceptance_and_the_record_is_reconciled_
 async fn sigterm_under_load_exits_cleanly_and_leaves_no_call_unaccounted_for() {
     let sim_config =
         SimConfig { speed: 1000.0, outcomes: OutcomeMix::always_completed(), ..SimConfig::default() };
-    let (url, pool, sim, port) = setup(sim_config).await;
+    let (url, pool, sim) = setup(sim_config).await;
     sim.set_faults(FaultUpdate {
         call_rates: Some(bolna_sim::CallFaultRates { latency_ms: 150, ..Default::default() }),
         ..FaultUpdate::default()
     });
-    let server = Server::start(&url, &sim, port);
-    server.ready().await;
+    let (server, _) = Server::start_on_free_port(&url, &sim).await;
     let key = user_key(&server.base, 3).await;
     let client = reqwest::Client::new();
     let load: Vec<_> = (0..30)
