@@ -65,8 +65,10 @@ impl CallService {
         settings: &CampaignSettings,
     ) -> Result<Campaign, CallError> {
         Self::check_concurrency(settings, self.campaign_limit(user).await?)?;
-        let mut conn = self.pool().acquire().await?;
-        Ok(insert_campaign(&mut conn, user, settings).await?)
+        let mut tx = self.pool().begin().await?;
+        let campaign = insert_campaign(&mut tx, user, settings).await?;
+        tx.commit().await?;
+        Ok(campaign)
     }
 
     pub async fn campaign(&self, user: UserId, id: Uuid) -> Result<Campaign, CallError> {

@@ -25,37 +25,24 @@ macro_rules! select_campaign {
     };
 }
 
+/// Creates the campaign row, then writes its settings with [`update_settings`] (one bind list).
 pub(crate) async fn insert_campaign(
     conn: &mut PgConnection,
     user: UserId,
     s: &CampaignSettings,
 ) -> sqlx::Result<Campaign> {
     let id = Uuid::now_v7();
-    let (days, start, end) = window_columns(s);
     sqlx::query!(
-        r#"INSERT INTO campaigns (id, user_id, name, agent_id, from_phone_numbers, timezone, window_days, window_start,
-                                  window_end, starts_at, ends_at, max_concurrency, calls_per_minute, retry_on,
-                                  retry_delay_seconds, max_attempts)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"#,
+        "INSERT INTO campaigns (id, user_id, name, agent_id, max_concurrency) VALUES ($1, $2, $3, $4, $5)",
         id,
         user as UserId,
         s.name,
         s.agent_id,
-        &phones(s),
-        s.timezone,
-        days.as_deref(),
-        start,
-        end,
-        s.starts_at,
-        s.ends_at,
         s.max_concurrency,
-        s.calls_per_minute,
-        &s.retry.on,
-        s.retry.delay_seconds,
-        s.retry.max_attempts,
     )
     .execute(&mut *conn)
     .await?;
+    update_settings(conn, id, s).await?;
     select_campaign!("WHERE id = $1", id).fetch_one(conn).await
 }
 
