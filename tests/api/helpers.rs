@@ -232,6 +232,37 @@ impl TestApp {
             .expect("sent")
     }
 
+    /// Sends the simulator's webhooks to this instance.
+    pub fn route_webhooks_here(&self) {
+        self.sim.set_webhook(WebhookTarget {
+            url: self.url("/webhooks/bolna"),
+            header: Some(("X-Webhook-Token".into(), WEBHOOK_TOKEN.into())),
+        });
+    }
+
+    /// Opens `GET /v1/events` with the user's key, optionally resuming after `last_event_id`.
+    pub async fn open_events(&self, user: &TestUser, last_event_id: Option<i64>) -> crate::sse::EventStream {
+        let mut request = self.client.get(self.url("/v1/events")).bearer_auth(&user.key);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        crate::sse::EventStream::new(request.send().await.expect("sent"))
+    }
+
+    /// A browser ticket for the user's event stream.
+    pub async fn event_ticket(&self, user: &TestUser) -> String {
+        let response = self
+            .client
+            .post(self.url("/v1/events/tickets"))
+            .bearer_auth(&user.key)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.expect("json");
+        body["ticket"].as_str().expect("ticket").to_owned()
+    }
+
     pub async fn concurrency(&self, user: &TestUser) -> Value {
         let response =
             self.client.get(self.url("/v1/concurrency")).bearer_auth(&user.key).send().await.expect("sent");

@@ -12,6 +12,7 @@ pub mod clock;
 mod diagnostics;
 mod dispatch;
 mod error;
+pub mod events;
 pub mod metrics;
 pub mod phone;
 mod reconcile;

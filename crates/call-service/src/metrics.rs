@@ -31,6 +31,12 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     pub oldest_queued_seconds: prometheus::GaugeVec,
     pub unapplied_webhook_events: IntGauge,
+    /// Open `GET /v1/events` streams on this instance.
+    pub event_streams: IntGauge,
+    /// Events written to streams.
+    pub events_sent: prometheus::IntCounter,
+    /// `reset` events sent, by reason (`client_too_slow`, `events_expired`).
+    pub event_resets: IntCounterVec,
 }
 
 impl Metrics {
@@ -103,6 +109,15 @@ impl Metrics {
                 "Stored events not (yet) applied",
             )
             .expect(DEFINITION),
+            event_streams: IntGauge::new("event_streams", "Open event streams on this instance")
+                .expect(DEFINITION),
+            events_sent: prometheus::IntCounter::new("events_sent_total", "Events written to streams")
+                .expect(DEFINITION),
+            event_resets: IntCounterVec::new(
+                Opts::new("event_resets_total", "Reset events sent to streams, by reason"),
+                &["reason"],
+            )
+            .expect(DEFINITION),
             registry,
         };
         metrics.register_all();
@@ -124,6 +139,9 @@ impl Metrics {
             Box::new(self.queue_depth.clone()),
             Box::new(self.oldest_queued_seconds.clone()),
             Box::new(self.unapplied_webhook_events.clone()),
+            Box::new(self.event_streams.clone()),
+            Box::new(self.events_sent.clone()),
+            Box::new(self.event_resets.clone()),
         ];
         for collector in collectors {
             if let Err(error) = self.registry.register(collector) {

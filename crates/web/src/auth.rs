@@ -25,7 +25,7 @@ pub fn secrets_match(presented: &str, expected: &str) -> bool {
     presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
-fn bearer(request: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer(request: &HttpRequest) -> Option<String> {
     let value = request.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())

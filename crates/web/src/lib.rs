@@ -7,6 +7,7 @@ pub mod commands;
 pub mod components;
 pub mod cors;
 pub mod database;
+pub mod events;
 pub mod extract;
 pub mod problem;
 pub mod routes;

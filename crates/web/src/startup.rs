@@ -13,6 +13,7 @@ use anyhow::Context;
 use call_service::{CallService, CancellationToken};
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::events::EventHub;
 use crate::problem::ApiError;
 use crate::routes;
 use crate::settings::Settings;
@@ -26,6 +27,8 @@ pub struct Application {
     calls: CallService,
     background: CancellationToken,
     background_task: tokio::task::JoinHandle<()>,
+    events: EventHub,
+    events_task: tokio::task::JoinHandle<()>,
     shutdown_timeout: Duration,
 }
 
@@ -62,9 +65,17 @@ impl Application {
         let background_task = tokio::spawn(run_background(calls.clone(), background.clone()));
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_seconds);
         let webhook_guard = WebhookGuard::from_settings(&settings.webhook);
-        let state = AppState { pool, settings: Arc::new(settings), calls: calls.clone(), webhook_guard };
+        let events = EventHub::new(settings.events.client_buffer);
+        let state = AppState {
+            pool,
+            settings: Arc::new(settings),
+            calls: calls.clone(),
+            webhook_guard,
+            events: events.clone(),
+        };
+        let events_task = tokio::spawn(crate::events::run_hub(state.clone(), background.clone()));
         let server = serve(listener, state)?;
-        Ok(Self { port, server, calls, background, background_task, shutdown_timeout })
+        Ok(Self { port, server, calls, background, background_task, events, events_task, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {
@@ -81,13 +92,30 @@ impl Application {
     /// waits for requests to Bolna still in flight and their recording — all within
     /// `server.shutdown_timeout_seconds`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run(false).await
+    }
+
+    /// As [`Application::run_until_stopped`], stopping on SIGTERM (gracefully) or SIGINT/SIGQUIT
+    /// (at once) — what `serve` and `dev` run. Embedders and tests keep their process's signals.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        self.run(true).await
+    }
+
+    async fn run(self, on_signals: bool) -> std::io::Result<()> {
+        let signals =
+            on_signals.then(|| tokio::spawn(stop_on_signal(self.server.handle(), self.events.clone())));
         let served = self.server.await;
+        if let Some(signals) = signals {
+            signals.abort();
+        }
         tracing::info!("HTTP server stopped; finishing background work");
+        self.events.close();
         self.background.cancel();
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         if tokio::time::timeout_at(deadline, self.background_task).await.is_err() {
             tracing::warn!("background tasks did not stop in time");
         }
+        let _ = tokio::time::timeout_at(deadline, self.events_task).await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !self.calls.drain(left).await {
             tracing::warn!(
@@ -97,6 +125,26 @@ impl Application {
         }
         served
     }
+}
+
+/// SIGTERM stops gracefully (no new connections; requests in flight finish), SIGINT and SIGQUIT
+/// at once, as actix would; either way open event streams end first, since they never finish.
+async fn stop_on_signal(server: actix_web::dev::ServerHandle, events: EventHub) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
+    else {
+        tracing::error!("cannot listen for signals; stop the process with SIGKILL");
+        return;
+    };
+    let graceful = tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => false,
+        _ = quit.recv() => false,
+    };
+    tracing::info!(graceful, "stop signal received");
+    events.close();
+    server.stop(graceful).await;
 }
 
 /// The dispatcher and the reconciler, after making sure the account line pool is sized.
@@ -118,33 +166,39 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let shutdown_timeout = state.settings.server.shutdown_timeout_seconds;
     let origins = state.settings.http.cors_allowed_origins.clone();
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(crate::cors::policy(&origins))
-            .wrap(from_fn(echo_request_id))
-            .wrap(TracingLogger::default())
-            .app_data(data.clone())
-            .app_data(web::PayloadConfig::new(max_body))
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(max_body)
-                    .error_handler(|error, _| crate::extract::json_error(error).into()),
-            )
-            .service(routes::health::healthz)
-            .service(routes::health::readyz)
-            .configure(routes::calls::routes)
-            .configure(routes::campaigns::routes)
-            .configure(routes::admin::routes)
-            .configure(routes::webhooks::routes)
-            .configure(routes::docs::routes)
-            .configure(routes::operations::routes)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
-            }))
-    })
-    .shutdown_timeout(shutdown_timeout)
-    .listen(listener)?
-    .run();
+    let server =
+        HttpServer::new(move || {
+            App::new()
+                .wrap(crate::cors::policy(&origins))
+                .wrap(from_fn(echo_request_id))
+                .wrap(TracingLogger::default())
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                    ApiError::bad_request("invalid_query", error.to_string()).into()
+                }))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(|error, _| crate::extract::json_error(error).into()),
+                )
+                .service(routes::health::healthz)
+                .service(routes::health::readyz)
+                .configure(routes::calls::routes)
+                .configure(routes::campaigns::routes)
+                .configure(routes::admin::routes)
+                .configure(routes::webhooks::routes)
+                .configure(routes::events::routes)
+                .configure(routes::docs::routes)
+                .configure(routes::operations::routes)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
+                }))
+        })
+        .shutdown_timeout(shutdown_timeout)
+        .disable_signals()
+        .listen(listener)?
+        .run();
     Ok(server)
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use call_service::CallService;
 use sqlx::PgPool;
 
+use crate::events::EventHub;
 use crate::settings::Settings;
 use crate::webhook_guard::WebhookGuard;
 
@@ -15,4 +16,5 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub calls: CallService,
     pub webhook_guard: WebhookGuard,
+    pub events: EventHub,
 }

@@ -13,7 +13,7 @@ pub use admission::{Admitted, NewCall};
 pub use handover::DISPATCH_CHANNEL;
 pub use model::Call;
 pub use operations::{ConcurrencyView, ForceReleased, TypeUsage};
-pub use repository::{get_call, get_call_by_id, list_calls, CallCursor, CallFilter};
+pub use repository::{get_call, get_call_by_id, get_calls_by_ids, list_calls, CallCursor, CallFilter};
 pub(crate) use starter::mark_failed;
 pub use starter::SWITCHBOARD_USER_ID_KEY;
 pub use status::{CallStatus, Transition, UnknownStatus};

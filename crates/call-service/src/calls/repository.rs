@@ -80,3 +80,8 @@ pub async fn list_calls(
     };
     Ok((calls, next))
 }
+
+/// The calls with these ids (any user's), for rendering events.
+pub async fn get_calls_by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Call>> {
+    select_call!("WHERE id = ANY($1)", ids).fetch_all(conn).await
+}

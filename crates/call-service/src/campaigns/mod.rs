@@ -15,6 +15,7 @@ pub use model::{
 };
 pub use operations::CampaignAction;
 pub use repository::{
-    add_contacts, add_to_dnc, campaign_stats, list_contacts, list_dnc, on_dnc_list, remove_from_dnc,
+    add_contacts, add_to_dnc, campaign_stats, get_campaigns_by_ids, list_all_campaigns, list_contacts,
+    list_dnc, on_dnc_list, remove_from_dnc,
 };
 pub use window::Window;

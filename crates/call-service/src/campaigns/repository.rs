@@ -238,3 +238,19 @@ pub async fn list_dnc(
     .await?;
     Ok(rows.into_iter().map(|r| (r.phone_number, r.created_at)).collect())
 }
+
+/// The campaigns with these ids (any user's), for rendering events.
+pub async fn get_campaigns_by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Campaign>> {
+    select_campaign!("WHERE id = ANY($1)", ids).fetch_all(conn).await
+}
+
+/// Every user's campaigns, newest first, after the campaign `after` (the operator's view).
+pub async fn list_all_campaigns(
+    conn: &mut PgConnection,
+    after: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<Campaign>> {
+    select_campaign!("WHERE ($1::uuid IS NULL OR id < $1) ORDER BY id DESC LIMIT $2", after, limit)
+        .fetch_all(conn)
+        .await
+}

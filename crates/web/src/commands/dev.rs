@@ -94,7 +94,7 @@ async fn serve(
         None => format!("Bolna at {bolna}"),
     };
     print_banner(&base_url, &admin_token, &api_key, cluster, &bolna);
-    application.run_until_stopped().await?;
+    application.run_until_signalled().await?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     pool.close().await;
     let application = Application::build(settings).await?;
     tracing::info!(port = application.port(), "switchboard is listening");
-    application.run_until_stopped().await?;
+    application.run_until_signalled().await?;
     tracing::info!("switchboard stopped");
     Ok(())
 }

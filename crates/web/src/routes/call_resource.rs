@@ -2,13 +2,14 @@
 
 use call_service::calls::Call;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A call, as returned by every call endpoint.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// Deserialize reads the snapshots live events store (`to_jsonb` of the row).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CallResource {
     pub id: Uuid,
     pub user_id: Uuid,

@@ -60,7 +60,10 @@ pub struct CampaignResource {
     pub stats: CampaignStats,
 }
 
-async fn resource(state: &AppState, campaign: Campaign) -> Result<CampaignResource, ApiError> {
+pub(crate) async fn campaign_resource(
+    state: &AppState,
+    campaign: Campaign,
+) -> Result<CampaignResource, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let stats = campaign_stats(&mut conn, campaign.id).await?;
     let now = state.calls.config().clock.now();
@@ -115,7 +118,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let input: CampaignInput = read_json(&request, payload, state.settings.server.max_body_bytes).await?;
     let campaign = state.calls.create_campaign(user.0.id, &input.validate()?).await?;
-    Ok(HttpResponse::Created().json(resource(&state, campaign).await?))
+    Ok(HttpResponse::Created().json(campaign_resource(&state, campaign).await?))
 }
 
 /// Change a `draft` or `paused` campaign's settings (only the fields sent).
@@ -135,7 +138,7 @@ pub async fn update(
     let current = state.calls.campaign(user.0.id, id).await?;
     let settings = CampaignInput::from_campaign(&current).overlay(patch).validate()?;
     let campaign = state.calls.update_campaign(user.0.id, id, &settings).await?;
-    Ok(HttpResponse::Ok().json(resource(&state, campaign).await?))
+    Ok(HttpResponse::Ok().json(campaign_resource(&state, campaign).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -160,7 +163,7 @@ pub async fn list(
         (campaigns.len() as i64 == limit).then(|| campaigns.last().map(|c| c.id.to_string())).flatten();
     let mut data = Vec::with_capacity(campaigns.len());
     for campaign in campaigns {
-        data.push(resource(&state, campaign).await?);
+        data.push(campaign_resource(&state, campaign).await?);
     }
     Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
 }
@@ -174,7 +177,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign = state.calls.campaign(user.0.id, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(resource(&state, campaign).await?))
+    Ok(HttpResponse::Ok().json(campaign_resource(&state, campaign).await?))
 }
 
 /// `start`, `pause`, `resume` or `cancel` a campaign.
@@ -192,7 +195,7 @@ pub async fn action(
     let action = CampaignAction::parse(&action)
         .ok_or_else(|| ApiError::not_found("use start, pause, resume or cancel"))?;
     let campaign = state.calls.campaign_action(user.0.id, id, action).await?;
-    Ok(HttpResponse::Ok().json(resource(&state, campaign).await?))
+    Ok(HttpResponse::Ok().json(campaign_resource(&state, campaign).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, call_input, call_resource, calls, campaign_input, campaigns, health, operations, webhooks,
+    admin, call_input, call_resource, calls, campaign_input, campaigns, events, health, operations, webhooks,
 };
 
 #[derive(OpenApi, Debug)]
@@ -17,6 +17,7 @@ use super::{
         admin::create, admin::list, admin::update, admin::active_calls, admin::release,
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::action,
         campaigns::add_contacts, campaigns::contacts, campaigns::dnc_add, campaigns::dnc_list, campaigns::dnc_remove,
+        events::stream, events::create_ticket,
         webhooks::receive, health::healthz_doc, health::readyz_doc, operations::metrics, operations::diagnostics,
     ),
     components(schemas(
@@ -24,10 +25,12 @@ use super::{
         campaigns::CampaignResource, campaigns::ContactsInput, campaigns::ContactInput, campaigns::ContactsAdded,
         campaigns::DncInput, campaign_input::CampaignInput, campaign_input::WindowInput, campaign_input::RetryInput,
         admin::UserResource, admin::CreateUserRequest, admin::CreatedUser, admin::UpdateLimitsRequest, admin::ReleaseRequest,
+        events::EventTicket,
     )),
     modifiers(&SecuritySchemes),
     tags((name = "calls", description = "Start and follow calls"), (name = "admin", description = "Operators: users, limits, slots"),
          (name = "campaigns", description = "Campaigns, contacts, do-not-call"),
+         (name = "events", description = "Live call and campaign events (Server-Sent Events)"),
          (name = "webhooks", description = "Bolna's status changes"), (name = "operations", description = "Health and readiness")),
 )]
 pub struct ApiDoc;

@@ -148,10 +148,20 @@ impl Settings {
             ("bolna.timeout_seconds", self.bolna.timeout_seconds),
             ("reconciler.interval_seconds", self.reconciler.interval_seconds),
             ("reconciler.lease_seconds", self.reconciler.lease_seconds),
+            ("events.heartbeat_seconds", self.events.heartbeat_seconds),
+            ("events.client_buffer", self.events.client_buffer as u64),
+            ("events.poll_interval_ms", self.events.poll_interval_ms),
+            ("events.ticket_ttl_seconds", self.events.ticket_ttl_seconds),
         ] {
             if value == 0 {
                 return Err(malformed(key, "must be greater than 0".into()));
             }
+        }
+        if self.events.retention_seconds < 3600 {
+            return Err(malformed(
+                "events.retention_seconds",
+                "must be at least 3600: clients may replay the last hour".into(),
+            ));
         }
         if self.database.min_connections > self.database.max_connections {
             return Err(malformed(

@@ -53,6 +53,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub reconciler: ReconcilerSettings,
     pub http: HttpSettings,
+    pub events: EventSettings,
 }
 
 fn default_environment() -> Environment {
@@ -125,4 +126,33 @@ pub struct ReconcilerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
+}
+
+/// The live event stream (`GET /v1/events`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// Seconds between heartbeat comments on an idle stream.
+    pub heartbeat_seconds: u64,
+    /// Events are kept at least this long for `Last-Event-ID` replay; older → a `reset` event.
+    pub retention_seconds: u64,
+    /// Events buffered per connected client; a client this far behind gets `reset` and is closed.
+    pub client_buffer: usize,
+    /// How often each instance reads new events from the database, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How long a browser ticket (`POST /v1/events/tickets`) stays valid, in seconds.
+    pub ticket_ttl_seconds: u64,
+}
+
+impl EventSettings {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_seconds)
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_seconds)
+    }
 }

@@ -1,0 +1,69 @@
+//! Turns event rows into frames. A `call.updated` carries the call as it was right after the change
+//! (the snapshot the trigger stored), so a replay sends the same data as the live stream did; a
+//! `campaign.updated` carries the campaign with its progress as it is when sent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use call_service::campaigns::get_campaigns_by_ids;
+use call_service::events::{load_payloads, EventKind, EventRow};
+use uuid::Uuid;
+
+use super::frame::{self, Frame};
+use crate::problem::ApiError;
+use crate::routes::call_resource::CallResource;
+use crate::routes::campaigns::campaign_resource;
+use crate::state::AppState;
+
+/// Frames for `rows`, in their order. A row whose subject cannot be rendered is skipped (logged).
+pub async fn render(state: &AppState, rows: &mut [EventRow]) -> Result<Vec<Arc<Frame>>, ApiError> {
+    let mut campaign_ids: Vec<Uuid> =
+        rows.iter().filter(|r| r.kind == EventKind::CampaignUpdated).map(|r| r.subject_id).collect();
+    campaign_ids.sort_unstable();
+    campaign_ids.dedup();
+    let mut campaigns: HashMap<Uuid, String> = HashMap::new();
+    {
+        let mut conn = state.pool.acquire().await?;
+        load_payloads(&mut conn, rows).await?;
+        if !campaign_ids.is_empty() {
+            let found = get_campaigns_by_ids(&mut conn, &campaign_ids).await?;
+            drop(conn);
+            for campaign in found {
+                let id = campaign.id;
+                campaigns.insert(id, json(&campaign_resource(state, campaign).await?)?);
+            }
+        }
+    }
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let body = match row.kind {
+                EventKind::CallUpdated => call_json(row)?,
+                EventKind::CampaignUpdated => campaigns.get(&row.subject_id)?.clone(),
+            };
+            Some(Arc::new(Frame {
+                position: row.position,
+                bytes: frame::event(row.id, row.kind.as_str(), &body),
+            }))
+        })
+        .collect())
+}
+
+/// The stored snapshot in the API's shape (same fields and formats as `GET /v1/calls/{id}`).
+fn call_json(row: &EventRow) -> Option<String> {
+    let payload = row.payload.clone()?;
+    match serde_json::from_value::<CallResource>(payload)
+        .map_err(|e| e.to_string())
+        .and_then(|call| serde_json::to_string(&call).map_err(|e| e.to_string()))
+    {
+        Ok(body) => Some(body),
+        Err(error) => {
+            tracing::error!(event = row.id, error, "an event's call snapshot does not read as a call");
+            None
+        }
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|error| ApiError::internal(error.into()))
+}
