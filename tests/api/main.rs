@@ -2,6 +2,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod admin;
+mod browser;
 mod calls;
 mod campaigns;
 mod configuration;

@@ -163,6 +163,28 @@ impl CallService {
         concurrency::sync_account_pool(&mut conn, self.inner.config.account_lines).await
     }
 
+    /// Runs a use case as a tracked task on the main runtime and waits for its result. A use case
+    /// that commits and then must act on what it committed (send the call to Bolna, start the next
+    /// queued call) cannot be cut between the two when its caller is dropped — actix drops a
+    /// handler whose client went away, or whose connection is closed at shutdown — and shutdown
+    /// waits for it.
+    pub(crate) async fn detached<T, F>(&self, work: F) -> Result<T, crate::CallError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, crate::CallError>> + Send + 'static,
+    {
+        let work = async move {
+            let result = work.await;
+            if let Err(error) = &result {
+                tracing::warn!(error = %error, "a detached use case failed");
+            }
+            result
+        };
+        self.inner.tasks.spawn_on(work, &self.inner.runtime).await.map_err(|error| {
+            crate::CallError::Unexpected(anyhow::anyhow!("a detached task failed: {error}"))
+        })?
+    }
+
     /// Background Bolna requests still running.
     pub fn in_flight(&self) -> usize {
         self.inner.tasks.len()

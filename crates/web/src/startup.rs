@@ -189,6 +189,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 .configure(routes::admin::routes)
                 .configure(routes::webhooks::routes)
                 .configure(routes::events::routes)
+                .configure(routes::console::routes)
                 .configure(routes::docs::routes)
                 .configure(routes::operations::routes)
                 .default_service(web::to(|| async {

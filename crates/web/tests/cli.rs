@@ -81,6 +81,9 @@ async fn users_create_prints_a_working_key_once_and_stores_only_its_hash() {
 async fn serve_runs_against_an_existing_database_and_stops_cleanly_on_sigterm() {
     let url = empty_database().await;
     assert!(switchboard(&url, &["migrate"]).status.success());
+    let created = switchboard(&url, &["users", "create", "--name", "Watcher"]);
+    let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
+    let key = stdout.split_whitespace().find(|word| word.starts_with("sb_")).expect("a key").to_owned();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
 
     let mut server = Command::new(BINARY)
@@ -93,11 +96,24 @@ async fn serve_runs_against_an_existing_database_and_stops_cleanly_on_sigterm() 
         .spawn()
         .expect("serve starts");
     let ready = wait_for_status(&format!("http://127.0.0.1:{port}/readyz"), 200).await;
+    // An open event stream never finishes by itself: shutdown must end it, not wait for it.
+    let mut stream = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(stream.status(), 200);
+    assert!(stream.chunk().await.expect("reads").is_some(), "the opening comment");
+    let stopping = std::time::Instant::now();
     Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill");
     let status = server.wait().expect("exits");
 
     assert!(ready, "/readyz never answered 200");
     assert!(status.success(), "exit status {status:?}");
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(10), "took {:?}", stopping.elapsed());
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk()).await;
+    assert!(matches!(rest, Ok(Ok(None)) | Ok(Err(_))), "the stream ended: {rest:?}");
 }
 
 #[tokio::test]

@@ -44,14 +44,22 @@ async fn dev_runs_everything_from_nothing_and_ctrl_c_stops_it_all() {
             let _ = lines.send(line);
         }
     });
+    let mut printed = Vec::new();
     let key = loop {
         let line = banner.recv_timeout(Duration::from_secs(60)).expect("the banner is printed");
+        printed.push(line.clone());
         if let Some(key) = line.split_whitespace().find(|w| w.starts_with("sb_")) {
             break key.to_owned();
         }
     };
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
+    let console_line =
+        printed.iter().find(|l| l.trim_start().starts_with("console")).expect("the console's URL");
+    assert!(console_line.contains(&format!("{base}/console")), "{console_line}");
+    let console = http.get(format!("{base}/console")).send().await.unwrap();
+    assert_eq!(console.status(), 200);
+    assert!(console.text().await.unwrap().contains("<title>Switchboard console</title>"));
 
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);

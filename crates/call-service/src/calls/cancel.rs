@@ -13,6 +13,11 @@ use crate::{select_call, CallId, UserId};
 impl CallService {
     #[tracing::instrument(name = "Cancel a call", skip(self))]
     pub async fn cancel(&self, user: UserId, id: CallId) -> Result<Call, CallError> {
+        let service = self.clone();
+        self.detached(async move { service.cancel_now(user, id).await }).await
+    }
+
+    async fn cancel_now(&self, user: UserId, id: CallId) -> Result<Call, CallError> {
         let mut conn = self.pool().acquire().await?;
         let call = select_call!("WHERE id = $1 AND user_id = $2", id as CallId, user as UserId)
             .fetch_optional(&mut *conn)
@@ -33,7 +38,7 @@ impl CallService {
                 return self.reload(id).await;
             }
             // The dispatcher took it meanwhile: decide again on what it is now.
-            return Box::pin(self.cancel(user, id)).await;
+            return Box::pin(self.cancel_now(user, id)).await;
         }
         let pending_at_bolna = matches!(
             call.status,

@@ -69,6 +69,17 @@ impl CallService {
         actor: &str,
         reason: &str,
     ) -> Result<Option<ForceReleased>, CallError> {
+        let service = self.clone();
+        let (actor, reason) = (actor.to_owned(), reason.to_owned());
+        self.detached(async move { service.force_release_now(call, &actor, &reason).await }).await
+    }
+
+    async fn force_release_now(
+        &self,
+        call: CallId,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<ForceReleased>, CallError> {
         let mut tx = self.pool().begin().await?;
         // Lock order: the call's row first, then its slot (as every other path does).
         sqlx::query!("SELECT id FROM calls WHERE id = $1 FOR UPDATE", call as CallId)

@@ -16,6 +16,17 @@ use crate::error::CallError;
 use crate::service::{CallService, ServiceConfig};
 use crate::{select_call, CallId};
 
+/// Tries at recording Bolna's answer when the database connection fails under it.
+const RECORD_ATTEMPTS: u32 = 6;
+
+/// Errors where the statement never reached the database or its connection broke: a transaction
+/// in progress is rolled back by PostgreSQL, so trying again on another connection is safe. (One
+/// cause: a pooled connection opened by an HTTP worker's runtime dies with that runtime at
+/// shutdown, while the background task using it lives on.)
+fn connection_lost(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed)
+}
+
 /// The `user_data` key carrying the owning user, for observers (the simulator groups by it).
 pub const SWITCHBOARD_USER_ID_KEY: &str = "switchboard_user_id";
 
@@ -29,12 +40,28 @@ impl CallService {
             return self.requeue(call.id, "Bolna is unavailable (circuit open)").await;
         }
         let request = bolna_request(&call);
-        match self.bolna_request("start_call", self.bolna().start_call(&request)).await {
-            Ok(answer) => self.record_accepted(call.id, &answer.execution_id, answer.status.as_deref()).await,
-            Err(error) => match error.start_outcome() {
-                StartOutcome::NotStarted => self.record_not_started(call.id, &error).await,
-                StartOutcome::Unknown => self.record_unknown(call.id, &error).await,
-            },
+        let answer = self.bolna_request("start_call", self.bolna().start_call(&request)).await;
+        // Bolna has answered: what it said must be recorded. The request itself is never repeated;
+        // only the recording is, when the database connection was lost under it.
+        let mut attempt = 0;
+        loop {
+            let recorded = match &answer {
+                Ok(answer) => {
+                    self.record_accepted(call.id, &answer.execution_id, answer.status.as_deref()).await
+                }
+                Err(error) => match error.start_outcome() {
+                    StartOutcome::NotStarted => self.record_not_started(call.id, error).await,
+                    StartOutcome::Unknown => self.record_unknown(call.id, error).await,
+                },
+            };
+            match recorded {
+                Err(CallError::Database(error)) if connection_lost(&error) && attempt < RECORD_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(call_id = %call.id, attempt, error = %error, "recording Bolna's answer lost its connection; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -44,12 +71,21 @@ impl CallService {
     /// waits for them.
     pub async fn start_detached(&self, call: Call) -> Result<Call, CallError> {
         let service = self.clone();
-        let task = async move { service.start_at_bolna(call).await };
-        self.inner
-            .tasks
-            .spawn_on(task, &self.inner.runtime)
-            .await
-            .map_err(|error| CallError::Unexpected(anyhow::anyhow!("the call start task failed: {error}")))?
+        self.detached(async move { service.start_at_bolna(call).await }).await
+    }
+
+    /// Admits a call and, when it got a slot, starts it at Bolna — all in one detached task, so
+    /// a call is never left `initiating` without its request because the HTTP handler was
+    /// dropped between the admission's commit and the hand-off.
+    pub async fn admit_and_start(&self, user: crate::UserId, new: super::NewCall) -> Result<Call, CallError> {
+        let service = self.clone();
+        self.detached(async move {
+            match service.admit(user, &new).await? {
+                super::Admitted::Reserved(call) => service.start_at_bolna(call).await,
+                super::Admitted::Queued(call) | super::Admitted::Replayed(call) => Ok(call),
+            }
+        })
+        .await
     }
 
     /// Starts `call` in the background (tracked, so shutdown can wait for it).

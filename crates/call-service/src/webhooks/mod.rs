@@ -27,9 +27,22 @@ pub enum WebhookReceipt {
 }
 
 impl CallService {
-    /// Stores and applies one webhook body as received.
-    #[tracing::instrument(name = "Receive a Bolna webhook", skip_all)]
+    /// Stores and applies one webhook body as received, detached from the caller (see
+    /// [`CallService::detached`]): applying it may hand a freed slot to a queued call, which must
+    /// then be started.
     pub async fn receive_webhook(
+        &self,
+        raw: &[u8],
+        source_ip: Option<&str>,
+    ) -> Result<WebhookReceipt, CallError> {
+        let service = self.clone();
+        let raw = raw.to_vec();
+        let source_ip = source_ip.map(str::to_owned);
+        self.detached(async move { service.process_webhook(&raw, source_ip.as_deref()).await }).await
+    }
+
+    #[tracing::instrument(name = "Receive a Bolna webhook", skip_all)]
+    async fn process_webhook(
         &self,
         raw: &[u8],
         source_ip: Option<&str>,

@@ -127,6 +127,7 @@ fn print_banner(base_url: &str, admin_token: &str, api_key: &str, cluster: Optio
     println!(
         "\nSwitchboard is running.\n\
          \n  base URL      {base_url}\
+         \n  console       {base_url}/console   (sign in with the demo API key or the admin token)\
          \n  health        {base_url}/healthz   readiness {base_url}/readyz\
          \n  database      {database}\
          \n  bolna         {bolna}\
@@ -137,6 +138,6 @@ fn print_banner(base_url: &str, admin_token: &str, api_key: &str, cluster: Optio
          \n    -d '{{\"agent_id\": \"{DEMO_AGENT}\", \"recipient_phone_number\": \"+919812345678\"}}'\
          \n\nthen follow it with GET {base_url}/v1/calls/<id> (same header), or list them:\
          \n  curl -s {base_url}/v1/calls -H 'Authorization: Bearer {api_key}'\
-         \n\nAPI docs: {base_url}/docs   Ctrl-C stops everything.\n"
+         \n\nWatch calls live: {base_url}/console   API docs: {base_url}/docs   Ctrl-C stops everything.\n"
     );
 }

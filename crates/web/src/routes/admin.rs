@@ -18,7 +18,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/v1/admin/users", web::get().to(list))
         .route("/v1/admin/users/{id}", web::patch().to(update))
         .route("/v1/admin/active-calls", web::get().to(active_calls))
-        .route("/v1/admin/active-calls/{id}/release", web::post().to(release));
+        .route("/v1/admin/active-calls/{id}/release", web::post().to(release))
+        .route("/v1/admin/campaigns", web::get().to(campaigns));
 }
 
 /// A user.
@@ -224,4 +225,41 @@ pub async fn release(
         Some(released) => Ok(HttpResponse::Ok().json(serde_json::json!({"released": released}))),
         None => Err(ApiError::not_found("this call holds no slot")),
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AdminCampaignsQuery {
+    /// 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<uuid::Uuid>,
+}
+
+/// Every user's campaigns with their progress, newest first.
+#[utoipa::path(get, path = "/v1/admin/campaigns", tag = "admin", params(AdminCampaignsQuery),
+    responses((status = 200, description = "`{data: [campaign], next_cursor}`"), (status = 422)),
+    security(("admin_token" = [])))]
+pub async fn campaigns(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<AdminCampaignsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "limit".into(),
+            message: "must be between 1 and 200".into(),
+        }]));
+    }
+    let found = {
+        let mut conn = state.pool.acquire().await?;
+        call_service::campaigns::list_all_campaigns(&mut conn, query.cursor, limit).await?
+    };
+    let next = (found.len() as i64 == limit).then(|| found.last().map(|c| c.id)).flatten();
+    let mut data = Vec::with_capacity(found.len());
+    for campaign in found {
+        data.push(super::campaigns::campaign_resource(&state, campaign).await?);
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"data": data, "next_cursor": next})))
 }

@@ -2,9 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use call_service::calls::{
-    get_call, list_calls, Admitted, Call, CallCursor, CallFilter, CallStatus, ConcurrencyView,
-};
+use call_service::calls::{get_call, list_calls, Call, CallCursor, CallFilter, CallStatus, ConcurrencyView};
 use call_service::CallId;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -52,10 +50,7 @@ pub async fn create_call(
         })?),
     };
     let new = body.validate(key)?;
-    let call = match state.calls.admit(user.0.id, &new).await? {
-        Admitted::Reserved(call) => state.calls.start_detached(call).await?,
-        Admitted::Queued(call) | Admitted::Replayed(call) => call,
-    };
+    let call = state.calls.admit_and_start(user.0.id, new).await?;
     respond_with(call)
 }
 

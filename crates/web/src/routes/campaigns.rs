@@ -37,6 +37,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignResource {
     pub id: Uuid,
+    pub user_id: Uuid,
     /// `draft`, `running`, `paused`, `completed`, `canceled`.
     pub status: String,
     pub name: String,
@@ -76,6 +77,7 @@ pub(crate) async fn campaign_resource(
     };
     Ok(CampaignResource {
         id: campaign.id,
+        user_id: campaign.user_id.into(),
         status: campaign.status.as_str().to_owned(),
         window: window.as_ref().map(window_output),
         retry: RetryInput {

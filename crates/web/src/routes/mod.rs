@@ -6,6 +6,7 @@ pub mod call_resource;
 pub mod calls;
 pub mod campaign_input;
 pub mod campaigns;
+pub mod console;
 pub mod docs;
 pub mod events;
 pub mod health;

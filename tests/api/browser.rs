@@ -1,0 +1,309 @@
+//! The console in a real browser: headless Chromium driven over WebDriver (Debian's `chromium` and
+//! `chromium-driver`). Set `SWITCHBOARD_SCREENSHOTS=<dir>` to save screenshots of both views.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, TestApp, AGENT};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A chromedriver process and a browser session; both end with the test.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    profile: PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn find_program(names: &[&str], fixed: &[&str]) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for name in names {
+        for dir in &on_path {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    fixed.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// Chromium and its driver, installed with apt when missing and allowed (root with apt-get).
+fn browser_programs() -> (PathBuf, PathBuf) {
+    let locate = || {
+        let driver = std::env::var_os("CHROMEDRIVER")
+            .map(PathBuf::from)
+            .or_else(|| find_program(&["chromedriver"], &["/usr/lib/chromium/chromedriver"]))?;
+        let chromium = std::env::var_os("CHROMIUM")
+            .map(PathBuf::from)
+            .or_else(|| find_program(&["chromium", "chromium-browser", "google-chrome"], &[]))?;
+        Some((chromium, driver))
+    };
+    if let Some(found) = locate() {
+        return found;
+    }
+    // Another test process may be installing at the same time: apt's lock makes us retry.
+    for _ in 0..30 {
+        let installed = Command::new("apt-get")
+            .args(["install", "-y", "-q", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status();
+        if let Some(found) = locate() {
+            return found;
+        }
+        if installed.is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    panic!("browser tests need chromium and chromedriver: apt-get install -y chromium chromium-driver");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Browser {
+    pub async fn start() -> Self {
+        let (chromium, driver_path) = browser_programs();
+        let port = free_port();
+        let driver = Command::new(&driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = std::env::temp_dir().join(format!("switchboard-chromium-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&profile).unwrap();
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--no-first-run".to_owned(),
+            "--window-size=1280,1500".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let mut capabilities = serde_json::Map::new();
+        capabilities
+            .insert("goog:chromeOptions".into(), json!({"binary": chromium.to_string_lossy(), "args": args}));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + WAIT;
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector).capabilities(capabilities.clone()).connect(&url).await {
+                Ok(client) => break client,
+                Err(error) if Instant::now() < deadline => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => panic!("no WebDriver session: {error}"),
+            }
+        };
+        Self { client, driver, profile }
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        self.client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    }
+
+    /// Waits until the element matching `css` exists and its text satisfies `done`.
+    pub async fn wait_for_text(&self, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if done(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "waited for {what} at `{css}`; last text {text:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_gone(&self, css: &str, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.client.find(Locator::Css(css)).await.is_ok() {
+            assert!(Instant::now() < deadline, "{what} did not go away");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn fill(&self, css: &str, value: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    }
+
+    pub async fn sign_in(&self, app: &TestApp, role: &str, secret: &str) {
+        self.client.goto(&app.url("/console")).await.unwrap();
+        self.click(&format!("input[name=role][value={role}]")).await;
+        self.fill("#secret", secret).await;
+        self.click("#sign-in-form button[type=submit]").await;
+        self.wait_for_text("#who", "the signed-in banner", |t| t.starts_with("Signed in")).await;
+    }
+
+    /// Saves a screenshot when `SWITCHBOARD_SCREENSHOTS` names a directory.
+    pub async fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("SWITCHBOARD_SCREENSHOTS") else { return };
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(PathBuf::from(dir).join(name), png).unwrap();
+    }
+
+    async fn script(&self, source: &str) -> Value {
+        self.client.execute(source, vec![]).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_user_starts_a_call_and_watches_it_complete_live_while_the_gauges_move() {
+    // About three seconds per call: long enough to see it live on the page.
+    let app = spawn_app_with(|_| {}, |sim| sim.speed = 30.0).await;
+    let user = app.create_user(2, 3).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "user", &user.key).await;
+    browser.wait_for_text("#live", "the live indicator", |t| t == "Live").await;
+    assert_eq!(browser.text("#gauge-direct [data-field=limit]").await, "2");
+    assert_eq!(browser.text("#gauge-campaign [data-field=limit]").await, "3");
+    // Marks this page load: a reload would lose it.
+    browser.script("window.sameLoad = 'yes'; return null;").await;
+
+    browser.fill("#agent_id", AGENT).await;
+    browser.fill("#recipient_phone_number", "+14155550123").await;
+    browser.click("#start-form button[type=submit]").await;
+
+    browser
+        .wait_for_text("#gauge-direct [data-field=active]", "the direct gauge to show 1 in use", |t| t == "1")
+        .await;
+    let status = browser
+        .wait_for_text("#calls tbody tr .status", "the call's live status", |t| {
+            ["initiated", "ringing", "in-progress", "queued", "initiating"].contains(&t)
+        })
+        .await;
+    assert_ne!(status, "completed", "seen before it ended");
+    browser.screenshot("console-user.png").await;
+    browser.wait_for_text("#calls tbody tr .status", "the call to complete", |t| t == "completed").await;
+    browser
+        .wait_for_text("#gauge-direct [data-field=active]", "the slot to be given back", |t| t == "0")
+        .await;
+
+    let execution = browser.text("#calls tbody tr td:nth-child(5)").await;
+    let calls: Value = app
+        .client
+        .get(app.url("/v1/calls"))
+        .bearer_auth(&user.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["data"][0]["status"], "completed");
+    assert_eq!(
+        calls["data"][0]["bolna_execution_id"],
+        execution.as_str(),
+        "the page shows Bolna's execution ID"
+    );
+    assert_eq!(browser.script("return window.sameLoad || null;").await, json!("yes"), "no reload happened");
+    let meter = browser.script("return document.querySelector('#meter-direct').value;").await;
+    assert_eq!(meter, json!(0));
+}
+
+#[tokio::test]
+async fn an_operator_sees_the_slot_table_and_force_releases_a_slot() {
+    // Calls stay live until released.
+    let app = spawn_app_with(|_| {}, |sim| sim.hold_calls = true).await;
+    let user = app.create_user(2, 2).await;
+    let call = app.start_call(&user, "+14155550124", 201).await;
+    let call_id = call["id"].as_str().unwrap();
+    let execution = call["bolna_execution_id"].as_str().unwrap();
+
+    let campaign: Value = app
+        .client
+        .post(app.url("/v1/campaigns"))
+        .bearer_auth(&user.key)
+        .json(&json!({"name": "Renewals", "agent_id": AGENT, "max_concurrency": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contacts = json!({"contacts": [{"phone_number": "+14155550181"}, {"phone_number": "+14155550182"}]});
+    let added = app
+        .client
+        .post(app.url(&format!("/v1/campaigns/{}/contacts", campaign["id"].as_str().unwrap())))
+        .bearer_auth(&user.key)
+        .json(&contacts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200);
+
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "operator", crate::helpers::ADMIN_TOKEN).await;
+    let campaign_row = format!("#campaigns tr[data-campaign-id='{}']", campaign["id"].as_str().unwrap());
+    let progress =
+        browser.wait_for_text(&campaign_row, "the campaign's progress", |t| t.contains("0 / 2")).await;
+    assert!(progress.contains("Renewals") && progress.contains("draft"), "{progress}");
+    let row = format!("#active-calls tr[data-call-id='{call_id}']");
+    let shown = browser.wait_for_text(&row, "the held slot", |t| t.contains(execution)).await;
+    assert!(shown.contains("direct"), "{shown}");
+    browser.wait_for_text("[data-metric=account_lines_in_use] dd", "the diagnostics", |t| t == "1").await;
+    browser
+        .wait_for_text(&format!("#users tr[data-user-id='{}']", user.id), "the user's row", |t| !t.is_empty())
+        .await;
+    browser.screenshot("console-operator.png").await;
+
+    browser.click(&format!("{row} button")).await;
+    browser.wait_for_text("#release-result", "the release confirmation", |t| t.starts_with("Released")).await;
+    browser.wait_gone(&row, "the released slot's row").await;
+    assert_eq!(app.held_slots().await, 0, "the slot is free in the database");
+    let after = app.call_json(&user, call_id).await;
+    assert_eq!(after["status"], "failed", "{after}");
+
+    // Limits are editable from the page.
+    let input = format!("#users tr[data-user-id='{}'] td:nth-child(3) input", user.id);
+    browser.fill(&input, "4").await;
+    browser.click(&format!("#users tr[data-user-id='{}'] button", user.id)).await;
+    browser.wait_for_text("#users-result", "the save confirmation", |t| t.starts_with("Saved")).await;
+    let limits = app.concurrency(&user).await;
+    assert_eq!(limits["direct"]["limit"], 4);
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_on_the_sign_in_form() {
+    let app = spawn_app_with(|_| {}, |_| {}).await;
+    let browser = Browser::start().await;
+    browser.client.goto(&app.url("/console")).await.unwrap();
+    browser.fill("#secret", "sb_wrong").await;
+    browser.click("#sign-in-form button[type=submit]").await;
+    let error = browser.wait_for_text("#sign-in-error", "the refusal", |t| !t.is_empty()).await;
+    assert_eq!(error, "That key or token was not accepted.");
+    assert!(browser.client.find(Locator::Css("#user-view[hidden]")).await.is_ok(), "nothing else is shown");
+}
