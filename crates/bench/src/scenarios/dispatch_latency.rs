@@ -17,16 +17,17 @@ pub struct DispatchLatency {
     pub plain_webhook_ms: Vec<f64>,
 }
 
-pub async fn run(stack: &Stack, samples: usize) -> anyhow::Result<DispatchLatency> {
+/// `round` keeps recipients distinct between runs on the same simulator.
+pub async fn run(stack: &Stack, samples: usize, round: u32) -> anyhow::Result<DispatchLatency> {
     let mut dispatch_ms = Vec::with_capacity(samples);
     let mut plain_webhook_ms = Vec::with_capacity(samples);
     for n in 0..samples {
         let key = stack.user(1).await?;
-        let (status, live) = stack.call(&key, &format!("+1666{n:07}")).await?;
+        let (status, live) = stack.call(&key, &format!("+1666{round:02}{n:06}")).await?;
         if status != 201 {
             bail!("the first call should start: {status} {live}");
         }
-        let queued_recipient = format!("+1777{n:07}");
+        let queued_recipient = format!("+1777{round:02}{n:06}");
         let (status, queued) = stack.call(&key, &queued_recipient).await?;
         if status != 202 {
             bail!("the second call should queue: {status} {queued}");

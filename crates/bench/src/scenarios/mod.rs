@@ -1,6 +1,10 @@
 //! One module per measured scenario.
 
 pub mod baseline;
+pub mod bulk;
 pub mod dispatch_latency;
+pub mod large_tables;
+pub mod memory;
+pub mod queue_depth;
 pub mod steady_rate;
 pub mod throughput;

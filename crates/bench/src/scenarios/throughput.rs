@@ -22,7 +22,7 @@ pub async fn admissions(stack: &Stack, keys: &[String], clients: usize, seconds:
             while Instant::now() < deadline {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let key = &keys[n % keys.len()];
-                if let Ok((201, _)) = stack.call(key, &format!("+1444{n:07}")).await {
+                if let Ok((201, _)) = stack.call_at(n, key, &format!("+1444{n:07}")).await {
                     started.fetch_add(1, Ordering::Relaxed);
                 }
             }
