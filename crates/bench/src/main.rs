@@ -225,8 +225,10 @@ async fn main() -> anyhow::Result<()> {
     let depth_samples = if args.quick { 10 } else { 100 };
     eprintln!("dispatch latency against queue depth: {depths:?}");
     let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;
-    let depth_curve = scenarios::queue_depth::run(&stack, depths, depth_samples).await?;
+    let mut depth = scenarios::queue_depth::run(&stack, depths, depth_samples).await?;
     drop(stack);
+    plans.append(&mut depth.plans);
+    let depth_curve = depth.curve;
     let worst = depth_curve.iter().map(|p| p.2).fold(0.0, f64::max);
     curves.push(Curve {
         name: "Queued call start latency against queue depth".into(),

@@ -118,27 +118,15 @@ pub async fn run(stack: &Stack, sizes: &[i64], samples: usize) -> anyhow::Result
     let execution = format!("bulk-{}", loaded / 2);
     let mut plans = Vec::new();
     for (name, sql, params) in [
-        ("GET /v1/calls: a page deep in the user's history", LIST_SQL.to_owned(), vec![big_text.as_str(), &deep_at_text, &deep_id_text]),
+        (
+            "GET /v1/calls: a page deep in the user's history",
+            LIST_SQL.to_owned(),
+            vec![big_text.as_str(), &deep_at_text, &deep_id_text],
+        ),
         (
             "webhook: the call by Bolna's execution ID",
             "SELECT id, status FROM calls WHERE bolna_execution_id = $1::text".to_owned(),
             vec![execution.as_str()],
-        ),
-        (
-            "dispatcher: queue heads of users with a free slot",
-            "SELECT q.id FROM (SELECT DISTINCT ON (user_id, call_type) id, user_id, call_type, created_at \
-             FROM calls WHERE status = 'queued' AND bolna_execution_id IS NULL \
-             ORDER BY user_id, call_type, created_at, id) q JOIN users u ON u.id = q.user_id \
-             WHERE (SELECT count(*) FROM active_calls a WHERE a.user_id = q.user_id AND a.call_type = q.call_type) \
-             < CASE q.call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END \
-             ORDER BY q.created_at, q.id LIMIT 100"
-                .to_owned(),
-            vec![],
-        ),
-        (
-            "admission: the user's queue is empty?",
-            "SELECT EXISTS (SELECT 1 FROM calls WHERE user_id = $1::uuid AND call_type = 'direct' AND status = 'queued' AND bolna_execution_id IS NULL)".to_owned(),
-            vec![big_text.as_str()],
         ),
     ] {
         plans.push((name.to_owned(), explain(&pool, &sql, &params).await?));

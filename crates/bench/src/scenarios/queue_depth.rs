@@ -4,13 +4,42 @@
 
 use sqlx::PgPool;
 
-use super::bulk::{load_calls, Load};
+use super::bulk::{explain, load_calls, Load};
 use super::dispatch_latency;
 use crate::environment::Stack;
 use crate::report::percentile;
 
-/// (queued calls, dispatch p50 ms, p99 ms) per depth.
-pub async fn run(stack: &Stack, depths: &[i64], samples: usize) -> anyhow::Result<Vec<(f64, f64, f64)>> {
+/// The dispatcher's pass query (a copy of `startable_heads` in call-service's `dispatch/claim.rs`).
+const STARTABLE_HEADS: &str = "WITH RECURSIVE queues AS ( \
+    (SELECT user_id, call_type FROM calls WHERE status = 'queued' AND bolna_execution_id IS NULL \
+     ORDER BY user_id, call_type LIMIT 1) \
+    UNION ALL \
+    SELECT next.user_id, next.call_type FROM queues q, \
+    LATERAL (SELECT user_id, call_type FROM calls WHERE status = 'queued' AND bolna_execution_id IS NULL \
+             AND (user_id, call_type) > (q.user_id, q.call_type) ORDER BY user_id, call_type LIMIT 1) next) \
+    SELECT head.id FROM queues q JOIN users u ON u.id = q.user_id \
+    CROSS JOIN LATERAL (SELECT id, created_at FROM calls WHERE user_id = q.user_id AND call_type = q.call_type \
+                        AND status = 'queued' AND bolna_execution_id IS NULL ORDER BY created_at, id LIMIT 1) head \
+    WHERE (SELECT count(*) FROM active_calls a WHERE a.user_id = q.user_id AND a.call_type = q.call_type) \
+          < CASE q.call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END \
+    ORDER BY head.created_at, head.id LIMIT 100";
+
+/// The same pass as it was before (`DISTINCT ON` over every waiting call), for comparison.
+const STARTABLE_HEADS_BEFORE: &str = "SELECT q.id FROM (SELECT DISTINCT ON (user_id, call_type) id, user_id, call_type, created_at \
+    FROM calls WHERE status = 'queued' AND bolna_execution_id IS NULL ORDER BY user_id, call_type, created_at, id) q \
+    JOIN users u ON u.id = q.user_id \
+    WHERE (SELECT count(*) FROM active_calls a WHERE a.user_id = q.user_id AND a.call_type = q.call_type) \
+          < CASE q.call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END \
+    ORDER BY q.created_at, q.id LIMIT 100";
+
+pub struct QueueDepth {
+    /// (queued calls, dispatch p50 ms, p99 ms) per depth.
+    pub curve: Vec<(f64, f64, f64)>,
+    /// Plans of the queue statements at the deepest queue: (statement, plan).
+    pub plans: Vec<(String, String)>,
+}
+
+pub async fn run(stack: &Stack, depths: &[i64], samples: usize) -> anyhow::Result<QueueDepth> {
     let pool = PgPool::connect(&stack.database_url).await?;
     let mut blocked = Vec::new();
     for _ in 0..100 {
@@ -32,6 +61,21 @@ pub async fn run(stack: &Stack, depths: &[i64], samples: usize) -> anyhow::Resul
             percentile(&mut latency.dispatch_ms, 99.0),
         ));
     }
+    let waiting_user = blocked[0].to_string();
+    let mut plans = Vec::new();
+    for (name, sql, params) in [
+        (format!("dispatcher pass with {queued} calls queued"), STARTABLE_HEADS.to_owned(), vec![]),
+        (format!("the dispatcher pass before this change, {queued} queued"), STARTABLE_HEADS_BEFORE.to_owned(), vec![]),
+        (
+            format!("admission: is an older call of this user waiting? ({queued} queued)"),
+            "SELECT EXISTS (SELECT 1 FROM calls WHERE user_id = $1::uuid AND call_type = 'direct' AND status = 'queued' \
+             AND bolna_execution_id IS NULL AND id <> '00000000-0000-0000-0000-000000000000')"
+                .to_owned(),
+            vec![waiting_user.as_str()],
+        ),
+    ] {
+        plans.push((name, explain(&pool, &sql, &params).await?));
+    }
     pool.close().await;
-    Ok(curve)
+    Ok(QueueDepth { curve, plans })
 }
