@@ -22,6 +22,10 @@ struct Args {
     /// A short run for CI: every figure, few samples.
     #[arg(long)]
     quick: bool,
+    /// Only these scenarios, comma-separated (throughput, steady, dispatch, instances, memory,
+    /// large, depth); the pgbench baseline always runs. For investigating one figure.
+    #[arg(long)]
+    only: Option<String>,
     /// Where the report goes.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -30,6 +34,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let wanted =
+        |name: &str| args.only.as_deref().is_none_or(|only| only.split(',').any(|o| o.trim() == name));
     let (admin_url, cluster) = environment::postgres().await?;
     let mut figures = Vec::new();
     let notes = vec![
@@ -44,109 +50,119 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u32 = if args.quick { 3 } else { 10 };
     eprintln!("baseline: pgbench at {CLIENTS} clients, {seconds} s per script");
     let baseline = scenarios::baseline::run(&admin_url, CLIENTS, seconds).await?;
-
-    let users = if args.quick { 100 } else { 1000 };
-    eprintln!("throughput: {users} users x 50 slots, {CLIENTS} clients, {seconds} s");
-    let throughput_stack =
-        environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
-    let keys = throughput_stack.users(users, 50).await?;
-    let admissions =
-        scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, seconds.into()).await?;
     let admission_baseline = baseline.admission_tps / 2.0;
-    figures.push(Figure {
-        name: format!(
-            "call admissions/s at {CLIENTS} clients (admitted, handed to Bolna, execution ID recorded)"
-        ),
-        value: admissions,
-        unit: "calls/s".into(),
-        baseline: admission_baseline,
-        baseline_name: format!("pgbench 2-write tps / 2 = {:.0} / 2", baseline.admission_tps),
-        ratio: admissions / admission_baseline,
-        target: ">= 0.6 x baseline".into(),
-        met: admissions / admission_baseline >= 0.6,
-    });
-    let webhooks = scenarios::throughput::webhooks(
-        &throughput_stack,
-        &throughput_stack.database_url,
-        CLIENTS as usize,
-        seconds.into(),
-    )
-    .await?;
-    figures.push(Figure {
-        name: format!("webhook events stored and applied/s at {CLIENTS} clients (15% duplicates)"),
-        value: webhooks,
-        unit: "events/s".into(),
-        baseline: baseline.webhook_tps,
-        baseline_name: "pgbench insert+update tps".into(),
-        ratio: webhooks / baseline.webhook_tps,
-        target: ">= 0.6 x baseline".into(),
-        met: webhooks / baseline.webhook_tps >= 0.6,
-    });
-    throughput_stack.sim.hang_up_all();
-    drop(throughput_stack);
 
-    const RATE: u32 = 200;
-    eprintln!("steady rate: {RATE} call starts/s for {seconds} s, open loop");
-    // Calls are held live and send no webhooks, so the figure is the cost of a call start alone
-    // (with ~6 webhooks per call on top, 200 starts/s saturates a 2-core machine).
-    let steady_stack = std::sync::Arc::new(
-        environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?,
-    );
-    let steady_keys = std::sync::Arc::new(steady_stack.users(if args.quick { 20 } else { 50 }, 200).await?);
-    let mut steady = scenarios::steady_rate::run(steady_stack, steady_keys, RATE, seconds.into()).await?;
-    for (p, limit) in [(50.0, 3.0), (99.0, 15.0)] {
-        let value = percentile(&mut steady.switchboard_ms, p);
-        let baseline = percentile(&mut steady.direct_ms, p);
+    if wanted("throughput") {
+        let users = if args.quick { 100 } else { 1000 };
+        eprintln!("throughput: {users} users x 50 slots, {CLIENTS} clients, {seconds} s");
+        let throughput_stack =
+            environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
+        let keys = throughput_stack.users(users, 50).await?;
+        let admissions =
+            scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, seconds.into())
+                .await?;
         figures.push(Figure {
-            name: format!("call start latency at a steady {RATE}/s (simulator answers at once), p{p:.0}"),
-            value,
-            unit: "ms".into(),
-            baseline,
-            baseline_name: format!("POST /call straight to the simulator at {RATE}/s, p{p:.0}"),
-            ratio: value / baseline,
-            target: format!("overhead p{p:.0} < {limit} ms"),
-            met: value - baseline < limit,
+            name: format!(
+                "call admissions/s at {CLIENTS} clients (admitted, handed to Bolna, execution ID recorded)"
+            ),
+            value: admissions,
+            unit: "calls/s".into(),
+            baseline: admission_baseline,
+            baseline_name: format!("pgbench 2-write tps / 2 = {:.0} / 2", baseline.admission_tps),
+            ratio: admissions / admission_baseline,
+            target: ">= 0.6 x baseline".into(),
+            met: admissions / admission_baseline >= 0.6,
         });
-    }
-
-    let samples = if args.quick { 30 } else { 300 };
-    eprintln!("dispatch latency: {samples} samples");
-    let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;
-    let mut latency = scenarios::dispatch_latency::run(&stack, samples, 0).await?;
-    let baseline_p50 = percentile(&mut latency.plain_webhook_ms, 50.0);
-    let baseline_p99 = percentile(&mut latency.plain_webhook_ms, 99.0);
-    for (p, baseline) in [(50.0, baseline_p50), (99.0, baseline_p99)] {
-        let value = percentile(&mut latency.dispatch_ms, p);
-        figures.push(Figure {
-            name: format!("queued call started after the freeing webhook, p{p:.0}"),
-            value,
-            unit: "ms".into(),
-            baseline,
-            baseline_name: format!("plain webhook round trip p{p:.0}"),
-            ratio: value / baseline,
-            target: if p >= 99.0 { "p99 < 50 ms".into() } else { "(reported)".into() },
-            met: p < 99.0 || value < 50.0,
-        });
-    }
-
-    drop(stack);
-
-    let per_instance_users = if args.quick { 100 } else { 1000 };
-    let instance_counts: &[usize] = if args.quick { &[1, 2] } else { &[1, 2, 4] };
-    let mut by_instances = Vec::new();
-    for &instances in instance_counts {
-        eprintln!("admissions with {instances} server processes");
-        let stack = environment::Stack::start_instances(&admin_url, 100_000, false, instances, |sim| {
-            sim.hold_calls = true
-        })
+        let webhooks = scenarios::throughput::webhooks(
+            &throughput_stack,
+            &throughput_stack.database_url,
+            CLIENTS as usize,
+            seconds.into(),
+        )
         .await?;
-        let keys = stack.users(per_instance_users, 50).await?;
-        let rate = scenarios::throughput::admissions(&stack, &keys, CLIENTS as usize, seconds.into()).await?;
-        by_instances.push((instances as f64, vec![rate, admission_baseline]));
+        figures.push(Figure {
+            name: format!("webhook events stored and applied/s at {CLIENTS} clients (15% duplicates)"),
+            value: webhooks,
+            unit: "events/s".into(),
+            baseline: baseline.webhook_tps,
+            baseline_name: "pgbench insert+update tps".into(),
+            ratio: webhooks / baseline.webhook_tps,
+            target: ">= 0.6 x baseline".into(),
+            met: webhooks / baseline.webhook_tps >= 0.6,
+        });
+        throughput_stack.sim.hang_up_all();
+        drop(throughput_stack);
     }
-    let first_rate = by_instances.first().map_or(f64::NAN, |p| p.1[0]);
-    let lowest_rate = by_instances.iter().map(|p| p.1[0]).fold(f64::INFINITY, f64::min);
-    curves.push(Curve {
+
+    if wanted("steady") {
+        const RATE: u32 = 200;
+        eprintln!("steady rate: {RATE} call starts/s for {seconds} s, open loop");
+        // Calls are held live and send no webhooks, so the figure is the cost of a call start alone
+        // (with ~6 webhooks per call on top, 200 starts/s saturates a 2-core machine).
+        let steady_stack = std::sync::Arc::new(
+            environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?,
+        );
+        let steady_keys =
+            std::sync::Arc::new(steady_stack.users(if args.quick { 20 } else { 50 }, 200).await?);
+        let mut steady = scenarios::steady_rate::run(steady_stack, steady_keys, RATE, seconds.into()).await?;
+        for (p, limit) in [(50.0, 3.0), (99.0, 15.0)] {
+            let value = percentile(&mut steady.switchboard_ms, p);
+            let baseline = percentile(&mut steady.direct_ms, p);
+            figures.push(Figure {
+                name: format!("call start latency at a steady {RATE}/s (simulator answers at once), p{p:.0}"),
+                value,
+                unit: "ms".into(),
+                baseline,
+                baseline_name: format!("POST /call straight to the simulator at {RATE}/s, p{p:.0}"),
+                ratio: value / baseline,
+                target: format!("overhead p{p:.0} < {limit} ms"),
+                met: value - baseline < limit,
+            });
+        }
+    }
+
+    if wanted("dispatch") {
+        let samples = if args.quick { 30 } else { 300 };
+        eprintln!("dispatch latency: {samples} samples");
+        let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;
+        let mut latency = scenarios::dispatch_latency::run(&stack, samples, 0).await?;
+        let baseline_p50 = percentile(&mut latency.plain_webhook_ms, 50.0);
+        let baseline_p99 = percentile(&mut latency.plain_webhook_ms, 99.0);
+        for (p, baseline) in [(50.0, baseline_p50), (99.0, baseline_p99)] {
+            let value = percentile(&mut latency.dispatch_ms, p);
+            figures.push(Figure {
+                name: format!("queued call started after the freeing webhook, p{p:.0}"),
+                value,
+                unit: "ms".into(),
+                baseline,
+                baseline_name: format!("plain webhook round trip p{p:.0}"),
+                ratio: value / baseline,
+                target: if p >= 99.0 { "p99 < 50 ms".into() } else { "(reported)".into() },
+                met: p < 99.0 || value < 50.0,
+            });
+        }
+
+        drop(stack);
+    }
+
+    if wanted("instances") {
+        let per_instance_users = if args.quick { 100 } else { 1000 };
+        let instance_counts: &[usize] = if args.quick { &[1, 2] } else { &[1, 2, 4] };
+        let mut by_instances = Vec::new();
+        for &instances in instance_counts {
+            eprintln!("admissions with {instances} server processes");
+            let stack = environment::Stack::start_instances(&admin_url, 100_000, false, instances, |sim| {
+                sim.hold_calls = true
+            })
+            .await?;
+            let keys = stack.users(per_instance_users, 50).await?;
+            let rate =
+                scenarios::throughput::admissions(&stack, &keys, CLIENTS as usize, seconds.into()).await?;
+            by_instances.push((instances as f64, vec![rate, admission_baseline]));
+        }
+        let first_rate = by_instances.first().map_or(f64::NAN, |p| p.1[0]);
+        let lowest_rate = by_instances.iter().map(|p| p.1[0]).fold(f64::INFINITY, f64::min);
+        curves.push(Curve {
         name: format!("Admissions/s against server processes ({CLIENTS} clients, one database)"),
         file: "admissions_by_instances.svg".into(),
         x_label: "server processes".into(),
@@ -161,49 +177,55 @@ async fn main() -> anyhow::Result<()> {
             if lowest_rate >= 0.9 * first_rate { "met" } else { "**not met**" }
         ),
     });
+    }
 
-    let (users, per_user, queued) = if args.quick { (10, 10, 1_000) } else { (100, 10, 10_000) };
-    eprintln!("memory: {} live and {queued} queued calls", users * per_user as usize);
-    let stack = environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
-    let memory = scenarios::memory::run(&stack, users, per_user, queued).await?;
-    drop(stack);
-    const MIB_TO_MB: f64 = 1.048_576;
-    figures.push(Figure {
-        name: format!("server RSS with {} live and {} queued calls", memory.live, memory.queued),
-        value: memory.loaded_mib * MIB_TO_MB,
-        unit: "MB".into(),
-        baseline: memory.idle_mib * MIB_TO_MB,
-        baseline_name: "the same process idle, before the calls".into(),
-        ratio: memory.loaded_mib / memory.idle_mib,
-        target: "< 80 MB".into(),
-        met: memory.loaded_mib * MIB_TO_MB < 80.0,
-    });
-
-    let sizes: &[i64] = if args.quick { &[10_000, 50_000] } else { &[10_000, 100_000, 1_000_000] };
-    let large_samples = if args.quick { 50 } else { 300 };
-    eprintln!("large tables: {sizes:?} call rows");
-    let stack = environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
-    let mut large = scenarios::large_tables::run(&stack, sizes, large_samples).await?;
-    drop(stack);
-    for p in [50.0, 99.0] {
-        let value = percentile(&mut large.list_http_ms, p);
-        let baseline = percentile(&mut large.list_sql_ms, p);
+    if wanted("memory") {
+        let (users, per_user, queued) = if args.quick { (10, 10, 1_000) } else { (100, 10, 10_000) };
+        eprintln!("memory: {} live and {queued} queued calls", users * per_user as usize);
+        let stack =
+            environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
+        let memory = scenarios::memory::run(&stack, users, per_user, queued).await?;
+        drop(stack);
+        const MIB_TO_MB: f64 = 1.048_576;
         figures.push(Figure {
-            name: format!(
-                "GET /v1/calls p{p:.0} with {} call rows (the user owning {}), first and deep pages",
-                large.rows, large.owned
-            ),
-            value,
-            unit: "ms".into(),
-            baseline,
-            baseline_name: format!("the page's query straight from the database, p{p:.0}"),
-            ratio: value / baseline,
-            target: if p >= 99.0 { "p99 < 20 ms".into() } else { "(reported)".into() },
-            met: p < 99.0 || value < 20.0,
+            name: format!("server RSS with {} live and {} queued calls", memory.live, memory.queued),
+            value: memory.loaded_mib * MIB_TO_MB,
+            unit: "MB".into(),
+            baseline: memory.idle_mib * MIB_TO_MB,
+            baseline_name: "the same process idle, before the calls".into(),
+            ratio: memory.loaded_mib / memory.idle_mib,
+            target: "< 80 MB".into(),
+            met: memory.loaded_mib * MIB_TO_MB < 80.0,
         });
     }
-    let (small, largest) = (large.webhook_curve.first().cloned(), large.webhook_curve.last().cloned());
-    curves.push(Curve {
+
+    if wanted("large") {
+        let sizes: &[i64] = if args.quick { &[10_000, 50_000] } else { &[10_000, 100_000, 1_000_000] };
+        let large_samples = if args.quick { 50 } else { 300 };
+        eprintln!("large tables: {sizes:?} call rows");
+        let stack =
+            environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
+        let mut large = scenarios::large_tables::run(&stack, sizes, large_samples).await?;
+        drop(stack);
+        for p in [50.0, 99.0] {
+            let value = percentile(&mut large.list_http_ms, p);
+            let baseline = percentile(&mut large.list_sql_ms, p);
+            figures.push(Figure {
+                name: format!(
+                    "GET /v1/calls p{p:.0} with {} call rows (the user owning {}), first and deep pages",
+                    large.rows, large.owned
+                ),
+                value,
+                unit: "ms".into(),
+                baseline,
+                baseline_name: format!("the page's query straight from the database, p{p:.0}"),
+                ratio: value / baseline,
+                target: if p >= 99.0 { "p99 < 20 ms".into() } else { "(reported)".into() },
+                met: p < 99.0 || value < 20.0,
+            });
+        }
+        let (small, largest) = (large.webhook_curve.first().cloned(), large.webhook_curve.last().cloned());
+        curves.push(Curve {
         name: "Webhook apply latency against call rows".into(),
         file: "webhook_latency_by_rows.svg".into(),
         x_label: "call rows".into(),
@@ -219,30 +241,33 @@ async fn main() -> anyhow::Result<()> {
             _ => String::new(),
         },
     });
-    plans.append(&mut large.plans);
+        plans.append(&mut large.plans);
+    }
 
-    let depths: &[i64] = if args.quick { &[100, 1_000] } else { &[100, 1_000, 10_000, 100_000] };
-    let depth_samples = if args.quick { 10 } else { 100 };
-    eprintln!("dispatch latency against queue depth: {depths:?}");
-    let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;
-    let mut depth = scenarios::queue_depth::run(&stack, depths, depth_samples).await?;
-    drop(stack);
-    plans.append(&mut depth.plans);
-    let depth_curve = depth.curve;
-    let worst = depth_curve.iter().map(|p| p.2).fold(0.0, f64::max);
-    curves.push(Curve {
-        name: "Queued call start latency against queue depth".into(),
-        file: "dispatch_latency_by_queue_depth.svg".into(),
-        x_label: "queued calls".into(),
-        y_label: "ms".into(),
-        log_x: true,
-        series: vec!["p50".into(), "p99".into()],
-        points: depth_curve.iter().map(|(x, p50, p99)| (*x, vec![*p50, *p99])).collect(),
-        verdict: format!(
-            "Worst p99 {worst:.2} ms ({} the 50 ms target at every depth).",
-            if worst < 50.0 { "within" } else { "**over**" }
-        ),
-    });
+    if wanted("depth") {
+        let depths: &[i64] = if args.quick { &[100, 1_000] } else { &[100, 1_000, 10_000, 100_000] };
+        let depth_samples = if args.quick { 10 } else { 100 };
+        eprintln!("dispatch latency against queue depth: {depths:?}");
+        let stack = environment::Stack::start(&admin_url, 100_000, true, |sim| sim.hold_calls = true).await?;
+        let mut depth = scenarios::queue_depth::run(&stack, depths, depth_samples).await?;
+        drop(stack);
+        plans.append(&mut depth.plans);
+        let depth_curve = depth.curve;
+        let worst = depth_curve.iter().map(|p| p.2).fold(0.0, f64::max);
+        curves.push(Curve {
+            name: "Queued call start latency against queue depth".into(),
+            file: "dispatch_latency_by_queue_depth.svg".into(),
+            x_label: "queued calls".into(),
+            y_label: "ms".into(),
+            log_x: true,
+            series: vec!["p50".into(), "p99".into()],
+            points: depth_curve.iter().map(|(x, p50, p99)| (*x, vec![*p50, *p99])).collect(),
+            verdict: format!(
+                "Worst p99 {worst:.2} ms ({} the 50 ms target at every depth).",
+                if worst < 50.0 { "within" } else { "**over**" }
+            ),
+        });
+    }
 
     let report = Report { machine: report::machine(), quick: args.quick, figures, curves, plans, notes };
     report.write(&args.out)?;
@@ -254,6 +279,12 @@ async fn main() -> anyhow::Result<()> {
         .map(|f| f.name.as_str())
         .collect();
     anyhow::ensure!(missing.is_empty(), "figures not produced: {missing:?}");
+    anyhow::ensure!(
+        args.only.is_some() || (report.figures.len() == 9 && report.curves.len() == 3),
+        "expected 9 figures and 3 curves, got {} and {}",
+        report.figures.len(),
+        report.curves.len()
+    );
     eprintln!("{} figures produced", report.figures.len());
     if let Some(cluster) = cluster {
         tokio::task::spawn_blocking(move || cluster.stop()).await??;
