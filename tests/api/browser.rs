@@ -2,6 +2,7 @@
 //! `chromium-driver`). Set `SWITCHBOARD_SCREENSHOTS=<dir>` to save screenshots of both views.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +23,9 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver and every Chromium process it started share the group led by chromedriver.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
@@ -83,7 +87,9 @@ impl Browser {
     pub async fn start() -> Self {
         let (chromium, driver_path) = browser_programs();
         let port = free_port();
+        // Its own process group, so the browsers it starts end with it (see `Drop`).
         let driver = Command::new(&driver_path)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

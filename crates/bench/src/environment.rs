@@ -1,6 +1,6 @@
 //! What a benchmark runs against: PostgreSQL (`DATABASE_URL`, or a private durable cluster under
-//! `target/bench-pg`), the Bolna simulator, and Switchboard servers — separate release processes of
-//! the `switchboard` binary — on loopback.
+//! `target/bench-pg`), the Bolna simulator, and Switchboard servers — separate release processes
+//! running `switchboard serve` — on loopback.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,25 +26,25 @@ pub async fn postgres() -> anyhow::Result<(String, Option<Cluster>)> {
     Ok((cluster.url("postgres"), Some(cluster)))
 }
 
-/// The release `switchboard` binary beside this one (`target/release`), built when missing.
+/// The first argument that makes this binary run as `switchboard` (see [`run_as_switchboard`]).
+pub const AS_SWITCHBOARD: &str = "--as-switchboard";
+
+/// How a server process is started: this very executable, in `switchboard` mode. It links the same
+/// `web` library as the `switchboard` binary and runs the same `serve` command in its own process;
+/// it saves a second `cargo build` whose different feature set would rebuild half the workspace.
 pub fn server_binary() -> anyhow::Result<PathBuf> {
-    let here = std::env::current_exe()?;
-    let binary = here.with_file_name("switchboard");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // Always ask cargo: it rebuilds only when the sources changed since the last build.
-    let built = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "web", "--bin", "switchboard"])
-        .status();
-    match built {
-        Ok(status) if status.success() => {}
-        _ if binary.is_file() => eprintln!("could not rebuild switchboard; using {}", binary.display()),
-        _ => anyhow::bail!("cannot build the switchboard binary (cargo build --release --bin switchboard)"),
-    }
-    anyhow::ensure!(binary.is_file(), "no switchboard binary at {}", binary.display());
-    Ok(binary)
+    Ok(std::env::current_exe()?)
 }
 
-/// One `switchboard serve` process (release build); stopped with SIGTERM when dropped.
+/// `switchboard-bench --as-switchboard serve …` is `switchboard serve …`.
+pub async fn run_as_switchboard() -> anyhow::Result<()> {
+    use clap::Parser;
+    let args = std::iter::once("switchboard".to_owned()).chain(std::env::args().skip(2));
+    web::commands::run(web::cli::Cli::parse_from(args)).await
+}
+
+/// One `switchboard serve` process (release build, started as [`server_binary`] says); stopped
+/// with SIGTERM when dropped.
 pub struct Server {
     child: Child,
     pub base_url: String,
@@ -97,7 +97,7 @@ async fn start_server(
     for _ in 0..5 {
         let port = free_port()?;
         let child = Command::new(binary)
-            .args(["serve", "--no-migrate"])
+            .args([AS_SWITCHBOARD, "serve", "--no-migrate"])
             .env_remove("DATABASE_URL")
             .env("SWITCHBOARD_ENVIRONMENT", "local")
             .env("SWITCHBOARD__DATABASE__URL", database_url)

@@ -33,6 +33,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(environment::AS_SWITCHBOARD) {
+        return environment::run_as_switchboard().await;
+    }
     let args = Args::parse();
     let wanted =
         |name: &str| args.only.as_deref().is_none_or(|only| only.split(',').any(|o| o.trim() == name));
