@@ -20,10 +20,14 @@ fn escape(text: &str) -> String {
 }
 
 fn label(value: f64) -> String {
+    let short = |scaled: f64, unit: &str| {
+        let text = format!("{scaled:.1}");
+        format!("{}{unit}", text.trim_end_matches(".0"))
+    };
     if value >= 1_000_000.0 {
-        format!("{}M", value / 1_000_000.0)
+        short(value / 1_000_000.0, "M")
     } else if value >= 1_000.0 {
-        format!("{}k", value / 1_000.0)
+        short(value / 1_000.0, "k")
     } else if value.fract() == 0.0 {
         format!("{value}")
     } else {
