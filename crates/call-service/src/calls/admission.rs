@@ -11,7 +11,7 @@ use super::model::Call;
 use crate::error::CallError;
 use crate::phone::PhoneNumber;
 use crate::service::CallService;
-use crate::{select_call, CallId, CallType, UserId};
+use crate::{select_call, update_call_returning, CallId, CallType, UserId};
 
 /// A validated request for a call.
 #[derive(Debug, Clone)]
@@ -176,12 +176,11 @@ async fn queue_is_waiting(
 /// The call now holds a slot: `initiating` until Bolna answers. `queued_at` is kept only for a
 /// call that really waited in the queue.
 pub(crate) async fn mark_initiating(conn: &mut PgConnection, id: CallId, waited: bool) -> sqlx::Result<Call> {
-    sqlx::query!(
+    update_call_returning!(
         "UPDATE calls SET status = 'initiating', queued_at = CASE WHEN $2 THEN queued_at END WHERE id = $1",
         id as CallId,
         waited
     )
-    .execute(&mut *conn)
-    .await?;
-    select_call!("WHERE id = $1", id as CallId).fetch_one(conn).await
+    .fetch_one(conn)
+    .await
 }

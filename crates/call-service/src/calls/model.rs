@@ -54,21 +54,39 @@ impl Call {
     }
 }
 
-/// `sqlx::query_as!(Call, "SELECT <every column> FROM calls " + $rest, args…)`.
+/// `sqlx::query_as!(Call, <before…> + "<every column>" + <after…>, args…)`: the one column list of
+/// a [`Call`], for [`select_call!`] and [`update_call_returning!`].
 #[macro_export]
-macro_rules! select_call {
-    ($rest:literal $(, $arg:expr)* $(,)?) => {
+#[doc(hidden)]
+macro_rules! call_query {
+    ([$($before:literal),+], [$($after:literal),*] $(, $arg:expr)*) => {
         sqlx::query_as!(
             $crate::calls::Call,
-            r#"SELECT id AS "id: call_service::CallId", user_id AS "user_id: call_service::UserId", call_type AS "call_type: call_service::CallType",
+            $($before +)+ r#" id AS "id: call_service::CallId", user_id AS "user_id: call_service::UserId", call_type AS "call_type: call_service::CallType",
                       campaign_id, contact_id, agent_id, recipient_phone_number, from_phone_number, user_data,
                       status AS "status: call_service::calls::CallStatus", bolna_execution_id, idempotency_key, request_fingerprint,
                       created_at, queued_at, started_at, answered_at, ended_at, conversation_duration, total_cost,
                       transcript, recording_url, hangup_by, hangup_reason, hangup_provider_code,
                       answered_by_voice_mail, extracted_data, error, provider_status, last_event_at, updated_at,
-                      reconcile_reason, cancel_requested_at
-               FROM calls "# + $rest
+                      reconcile_reason, cancel_requested_at"# $(+ $after)*
             $(, $arg)*
         )
+    };
+}
+
+/// `sqlx::query_as!(Call, "SELECT <every column> FROM calls " + $rest, args…)`.
+#[macro_export]
+macro_rules! select_call {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        $crate::call_query!(["SELECT"], ["\n               FROM calls ", $rest] $(, $arg)*)
+    };
+}
+
+/// `sqlx::query_as!(Call, $update + " RETURNING <every column>", args…)`: an update that returns
+/// the call as it leaves it, in the same round trip.
+#[macro_export]
+macro_rules! update_call_returning {
+    ($update:literal $(, $arg:expr)* $(,)?) => {
+        $crate::call_query!([$update, " RETURNING"], [] $(, $arg)*)
     };
 }

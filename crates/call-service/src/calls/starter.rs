@@ -14,7 +14,7 @@ use super::handover::release_and_hand_over;
 use super::model::Call;
 use crate::error::CallError;
 use crate::service::{CallService, ServiceConfig};
-use crate::{select_call, CallId};
+use crate::{select_call, update_call_returning, CallId};
 
 /// Tries at recording Bolna's answer when the database connection fails under it.
 const RECORD_ATTEMPTS: u32 = 6;
@@ -109,7 +109,8 @@ impl CallService {
         let mut tx = self.pool().begin().await?;
         // A webhook may already have matched the call by its ID and moved it on: keep what it did.
         let bolna_status = status.filter(|s| *s == "queued" || *s == "scheduled").unwrap_or("queued");
-        sqlx::query!(
+        // The call as recorded comes back with the update (the slot's update below does not change it).
+        let call = update_call_returning!(
             r#"UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, $2),
                                 status = CASE WHEN status = 'initiating' THEN $3 ELSE status END,
                                 started_at = COALESCE(started_at, now()),
@@ -119,10 +120,9 @@ impl CallService {
             execution_id,
             bolna_status
         )
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         concurrency::update_active_call_with_execution_id(&mut tx, id, execution_id).await?;
-        let call = select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         tracing::info!(call_id = %id, execution_id, "call handed to Bolna");
         Ok(call)
