@@ -84,11 +84,13 @@ impl CallService {
         user: UserId,
         new: &NewCall,
     ) -> Result<Admitted, CallError> {
-        if crate::campaigns::on_dnc_list(tx, user, new.recipient.as_str()).await? {
-            return Err(CallError::DoNotCall);
-        }
         let fingerprint = new.fingerprint();
-        let Some(id) = insert_call(tx, user, new, &fingerprint).await? else {
+        let Some(inserted) = insert_call(tx, user, new, &fingerprint).await? else {
+            // Nothing inserted: the number is on the do-not-call list (checked first, as it wins
+            // over a replay), or the user already has a call with this Idempotency-Key.
+            if crate::campaigns::on_dnc_list(tx, user, new.recipient.as_str()).await? {
+                return Err(CallError::DoNotCall);
+            }
             let existing = select_call!(
                 "WHERE user_id = $1 AND idempotency_key = $2",
                 user as UserId,
@@ -101,8 +103,9 @@ impl CallService {
                 false => Err(CallError::IdempotencyConflict),
             };
         };
+        let id = inserted.id;
         let held_back = self.bolna_is_held_back();
-        let reserved = match held_back || queue_is_waiting(tx, user, new.call_type, id).await? {
+        let reserved = match held_back || inserted.older_call_waiting {
             // Bolna is down, or someone is ahead in this user's queue (FIFO): wait.
             true => false,
             false => {
@@ -125,19 +128,34 @@ impl CallService {
     }
 }
 
-/// Inserts the call as `queued`; `None` when the user already has a call with this key.
+/// A call just inserted as `queued`.
+struct Inserted {
+    id: CallId,
+    /// Whether an older call of the same user and type was already waiting for a slot (FIFO).
+    older_call_waiting: bool,
+}
+
+/// Inserts the call as `queued` unless its number is on the user's do-not-call list, and tells in
+/// the same round trip whether an older call of the user and type is waiting (the `EXISTS` in
+/// `RETURNING` reads the statement's snapshot, which does not include the new row). `None` when
+/// nothing was inserted: the number is listed, or the user already has a call with this key.
 async fn insert_call(
     conn: &mut PgConnection,
     user: UserId,
     new: &NewCall,
     fingerprint: &[u8],
-) -> sqlx::Result<Option<CallId>> {
-    sqlx::query_scalar!(
+) -> sqlx::Result<Option<Inserted>> {
+    sqlx::query_as!(
+        Inserted,
         r#"INSERT INTO calls (id, user_id, call_type, campaign_id, contact_id, agent_id, recipient_phone_number,
                               from_phone_number, user_data, status, idempotency_key, request_fingerprint, queued_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, now())
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, now()
+           WHERE NOT EXISTS (SELECT 1 FROM do_not_call WHERE user_id = $2 AND phone_number = $7)
            ON CONFLICT (user_id, idempotency_key) DO NOTHING
-           RETURNING id AS "id: CallId""#,
+           RETURNING id AS "id: CallId",
+                     EXISTS (SELECT 1 FROM calls q
+                             WHERE q.user_id = $2 AND q.call_type = $3 AND q.status = 'queued'
+                               AND q.bolna_execution_id IS NULL) AS "older_call_waiting!""#,
         CallId::new() as CallId,
         user as UserId,
         new.call_type.as_str(),
@@ -151,25 +169,6 @@ async fn insert_call(
         fingerprint,
     )
     .fetch_optional(conn)
-    .await
-}
-
-/// Whether an older call of this user and type is still waiting for a slot.
-async fn queue_is_waiting(
-    conn: &mut PgConnection,
-    user: UserId,
-    call_type: CallType,
-    except: CallId,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM calls
-                          WHERE user_id = $1 AND call_type = $2 AND status = 'queued'
-                            AND bolna_execution_id IS NULL AND id <> $3) AS "waiting!""#,
-        user as UserId,
-        call_type.as_str(),
-        except as CallId
-    )
-    .fetch_one(conn)
     .await
 }
 
