@@ -75,7 +75,14 @@ pub async fn run(stack: &Stack, sizes: &[i64], samples: usize) -> anyhow::Result
 
     eprintln!("  {loaded} call rows: GET /v1/calls");
     let cursors: Vec<(chrono::DateTime<chrono::Utc>, uuid::Uuid)> =
-        sqlx::query_as("SELECT created_at, id FROM calls TABLESAMPLE SYSTEM (5) WHERE user_id = $1 LIMIT $2")
+        // Cursors with at least 50 older rows behind them, so every page read is a full one.
+        sqlx::query_as(
+            "SELECT created_at, id FROM calls TABLESAMPLE SYSTEM (5)
+             WHERE user_id = $1
+               AND created_at > (SELECT created_at FROM calls WHERE user_id = $1
+                                 ORDER BY created_at, id OFFSET 50 LIMIT 1)
+             LIMIT $2",
+        )
             .bind(big)
             .bind(samples as i64)
             .fetch_all(&pool)
