@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
+use crate::campaigns::{add_contacts, create_campaign};
 use crate::helpers::{spawn_app_with, TestApp, AGENT};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -219,16 +220,7 @@ async fn a_user_starts_a_call_and_watches_it_complete_live_while_the_gauges_move
         .await;
 
     let execution = browser.text("#calls tbody tr td:nth-child(5)").await;
-    let calls: Value = app
-        .client
-        .get(app.url("/v1/calls"))
-        .bearer_auth(&user.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let calls = app.get_json_as(&user, "/v1/calls").await;
     assert_eq!(calls["data"][0]["status"], "completed");
     assert_eq!(
         calls["data"][0]["bolna_execution_id"],
@@ -249,27 +241,12 @@ async fn an_operator_sees_the_slot_table_and_force_releases_a_slot() {
     let call_id = call["id"].as_str().unwrap();
     let execution = call["bolna_execution_id"].as_str().unwrap();
 
-    let campaign: Value = app
-        .client
-        .post(app.url("/v1/campaigns"))
-        .bearer_auth(&user.key)
-        .json(&json!({"name": "Renewals", "agent_id": AGENT, "max_concurrency": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let contacts = json!({"contacts": [{"phone_number": "+14155550181"}, {"phone_number": "+14155550182"}]});
-    let added = app
-        .client
-        .post(app.url(&format!("/v1/campaigns/{}/contacts", campaign["id"].as_str().unwrap())))
-        .bearer_auth(&user.key)
-        .json(&contacts)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status(), 200);
+    let campaign =
+        create_campaign(&app, &user, json!({"name": "Renewals", "agent_id": AGENT, "max_concurrency": 1}))
+            .await;
+    let numbers = ["+14155550181".to_owned(), "+14155550182".to_owned()];
+    let added = add_contacts(&app, &user, campaign["id"].as_str().unwrap(), &numbers).await;
+    assert_eq!(added["accepted"], 2);
 
     let browser = Browser::start().await;
     browser.sign_in(&app, "operator", crate::helpers::ADMIN_TOKEN).await;

@@ -27,7 +27,7 @@ async fn app_with_clock(start: DateTime<Utc>, hold: bool) -> (TestApp, Arc<Manua
     (app, clock)
 }
 
-async fn create_campaign(app: &TestApp, user: &TestUser, body: Value) -> Value {
+pub(crate) async fn create_campaign(app: &TestApp, user: &TestUser, body: Value) -> Value {
     let response =
         app.client.post(app.url("/v1/campaigns")).bearer_auth(&user.key).json(&body).send().await.unwrap();
     let status = response.status();
@@ -37,7 +37,7 @@ async fn create_campaign(app: &TestApp, user: &TestUser, body: Value) -> Value {
     body
 }
 
-async fn add_contacts(app: &TestApp, user: &TestUser, id: &str, numbers: &[String]) -> Value {
+pub(crate) async fn add_contacts(app: &TestApp, user: &TestUser, id: &str, numbers: &[String]) -> Value {
     let contacts: Vec<Value> =
         numbers.iter().map(|n| json!({"phone_number": n, "variables": {"ref": n}})).collect();
     app.client
@@ -62,15 +62,7 @@ async fn act(app: &TestApp, user: &TestUser, id: &str, action: &str) -> reqwest:
 }
 
 async fn campaign(app: &TestApp, user: &TestUser, id: &str) -> Value {
-    app.client
-        .get(app.url(&format!("/v1/campaigns/{id}")))
-        .bearer_auth(&user.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.get_json_as(user, &format!("/v1/campaigns/{id}")).await
 }
 
 async fn wait_for_campaign(app: &TestApp, user: &TestUser, id: &str, status: &str) -> Value {
@@ -250,16 +242,7 @@ async fn a_no_answer_is_retried_after_the_delay_up_to_the_limit_then_exhausted()
 async fn wait_for_contact(app: &TestApp, user: &TestUser, id: &str, status: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let page: Value = app
-            .client
-            .get(app.url(&format!("/v1/campaigns/{id}/contacts")))
-            .bearer_auth(&user.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = app.get_json_as(user, &format!("/v1/campaigns/{id}/contacts")).await;
         if page["data"][0]["status"] == status {
             return page["data"][0].clone();
         }

@@ -232,6 +232,12 @@ impl TestApp {
             .expect("sent")
     }
 
+    /// `GET path` as `user`; the body as JSON.
+    pub async fn get_json_as(&self, user: &TestUser, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).bearer_auth(&user.key).send().await.expect("sent");
+        response.json().await.expect("json")
+    }
+
     /// Sends the simulator's webhooks to this instance.
     pub fn route_webhooks_here(&self) {
         self.sim.set_webhook(WebhookTarget {

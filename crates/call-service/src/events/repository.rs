@@ -104,9 +104,13 @@ pub async fn events_after(
     Ok(rows(raw))
 }
 
-/// Fills in the payloads of `rows` (one query).
+/// Fills in the snapshots of the `call.updated` rows that lack one (one query; campaign rows have none).
 pub async fn load_payloads(conn: &mut PgConnection, rows: &mut [EventRow]) -> sqlx::Result<()> {
-    let ids: Vec<i64> = rows.iter().filter(|r| r.payload.is_none()).map(|r| r.id).collect();
+    let ids: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.kind == EventKind::CallUpdated && r.payload.is_none())
+        .map(|r| r.id)
+        .collect();
     if ids.is_empty() {
         return Ok(());
     }

@@ -3,11 +3,9 @@
 //! stored; redeeming marks it used in the same statement, so two instances cannot both accept it.
 
 use chrono::{DateTime, Utc};
-use rand::distributions::Alphanumeric;
-use rand::Rng;
-use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
+use crate::users::{random_secret, secret_is_plausible, ApiKeyHash};
 use crate::UserId;
 
 const PREFIX: &str = "sbt_";
@@ -20,14 +18,13 @@ pub struct IssuedTicket {
     pub expires_at: DateTime<Utc>,
 }
 
+/// SHA-256 of a ticket, as for API keys.
 fn hash(ticket: &str) -> [u8; 32] {
-    Sha256::digest(ticket.as_bytes()).into()
+    ApiKeyHash::of(ticket).0
 }
 
 fn plausible(ticket: &str) -> bool {
-    ticket.len() == PREFIX.len() + RANDOM_LEN
-        && ticket.starts_with(PREFIX)
-        && ticket[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+    secret_is_plausible(ticket, PREFIX, RANDOM_LEN)
 }
 
 /// Issues a ticket for `user`, valid until `expires_at`.
@@ -36,9 +33,7 @@ pub async fn issue_ticket(
     user: UserId,
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<IssuedTicket> {
-    let random: String =
-        rand::thread_rng().sample_iter(&Alphanumeric).take(RANDOM_LEN).map(char::from).collect();
-    let ticket = format!("{PREFIX}{random}");
+    let ticket = random_secret(PREFIX, RANDOM_LEN);
     sqlx::query!(
         "INSERT INTO event_tickets (ticket_hash, user_id, expires_at) VALUES ($1, $2, $3)",
         &hash(&ticket)[..],

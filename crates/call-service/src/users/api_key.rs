@@ -18,11 +18,22 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
+/// `prefix` followed by `len` random alphanumerics: API keys, event-stream tickets.
+pub(crate) fn random_secret(prefix: &str, len: usize) -> String {
+    let random: String = rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect();
+    format!("{prefix}{random}")
+}
+
+/// Whether `presented` is `prefix` followed by exactly `len` alphanumerics (checked before a query).
+pub(crate) fn secret_is_plausible(presented: &str, prefix: &str, len: usize) -> bool {
+    presented.len() == prefix.len() + len
+        && presented.starts_with(prefix)
+        && presented[prefix.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 impl ApiKey {
     pub fn generate() -> Self {
-        let random: String =
-            rand::thread_rng().sample_iter(&Alphanumeric).take(RANDOM_LEN).map(char::from).collect();
-        Self(format!("{PREFIX}{random}"))
+        Self(random_secret(PREFIX, RANDOM_LEN))
     }
 
     /// The key's text, to show to its owner once.
@@ -51,9 +62,7 @@ impl ApiKeyHash {
 
     /// Whether `presented` has the shape of one of our keys (cheap pre-check before a query).
     pub fn plausible(presented: &str) -> bool {
-        presented.len() == PREFIX.len() + RANDOM_LEN
-            && presented.starts_with(PREFIX)
-            && presented[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+        secret_is_plausible(presented, PREFIX, RANDOM_LEN)
     }
 }
 

@@ -3,6 +3,7 @@
 mod api_key;
 mod repository;
 
+pub(crate) use api_key::{random_secret, secret_is_plausible};
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use repository::{
     create_user, find_user_by_api_key, find_user_by_name, get_user, issue_api_key, list_users, update_limits,

@@ -22,9 +22,13 @@ pub async fn render(state: &AppState, rows: &mut [EventRow]) -> Result<Vec<Arc<F
     campaign_ids.sort_unstable();
     campaign_ids.dedup();
     let mut campaigns: HashMap<Uuid, String> = HashMap::new();
-    {
+    // Replayed rows come with their payloads: only the hub's rows need reading here.
+    let payloads_missing = rows.iter().any(|r| r.kind == EventKind::CallUpdated && r.payload.is_none());
+    if payloads_missing || !campaign_ids.is_empty() {
         let mut conn = state.pool.acquire().await?;
-        load_payloads(&mut conn, rows).await?;
+        if payloads_missing {
+            load_payloads(&mut conn, rows).await?;
+        }
         if !campaign_ids.is_empty() {
             let found = get_campaigns_by_ids(&mut conn, &campaign_ids).await?;
             drop(conn);
