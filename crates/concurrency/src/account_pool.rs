@@ -21,27 +21,6 @@ pub async fn sync_account_pool(conn: &mut PgConnection, size: u32) -> sqlx::Resu
     Ok(())
 }
 
-/// Claims a free line for `call`, skipping lines other transactions are claiming. `None` when every
-/// line within `size` is taken (or being taken).
-pub(crate) async fn claim_account_line(
-    conn: &mut PgConnection,
-    call: CallId,
-    size: u32,
-) -> sqlx::Result<Option<i32>> {
-    let size = i32::try_from(size).unwrap_or(i32::MAX);
-    sqlx::query_scalar!(
-        r#"UPDATE account_slots SET call_id = $1, claimed_at = now()
-           WHERE slot_no = (SELECT slot_no FROM account_slots
-                            WHERE call_id IS NULL AND slot_no <= $2
-                            ORDER BY slot_no LIMIT 1 FOR UPDATE SKIP LOCKED)
-           RETURNING slot_no"#,
-        call as CallId,
-        size
-    )
-    .fetch_optional(conn)
-    .await
-}
-
 /// Frees the line `call` holds, if any.
 pub(crate) async fn free_account_line(conn: &mut PgConnection, call: CallId) -> sqlx::Result<bool> {
     let freed = sqlx::query!(

@@ -1,11 +1,13 @@
 //! Reserving a slot: the user's per-type limit first (under the user's row lock), then an account
-//! line. Either refusal leaves nothing behind.
+//! line. Either refusal leaves nothing behind. The steps run in PostgreSQL, in the functions
+//! `check_call_slot` / `take_call_slot` / `reserve_call_slot` (migration
+//! `20261125000005_one_round_trip_admission.sql`), so a reservation costs one round trip; admission
+//! uses the same two steps around its insert (`admit_call`).
 
 use std::time::Duration;
 
 use sqlx::PgConnection;
 
-use crate::account_pool::claim_account_line;
 use crate::error::LedgerError;
 use crate::ids::{CallId, CallType, UserId};
 
@@ -31,45 +33,26 @@ pub async fn reserve(
     account_lines: u32,
     lease: Duration,
 ) -> Result<Reservation, LedgerError> {
-    // Serialises this user's reservations across all instances until the caller commits.
-    let limit = sqlx::query_scalar!(
-        r#"SELECT CASE $2::text WHEN 'direct' THEN direct_call_limit ELSE campaign_call_limit END AS "limit!"
-           FROM users WHERE id = $1 FOR NO KEY UPDATE"#,
-        user as UserId,
-        call_type.as_str()
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(LedgerError::UnknownUser(user))?;
-
-    let (active, already_held) = sqlx::query!(
-        r#"SELECT count(*) AS "n!", COALESCE(bool_or(id = $3), false) AS "held!"
-           FROM active_calls WHERE user_id = $1 AND call_type = $2"#,
+    // One round trip: `reserve_call_slot` (migration 5) locks the user's row, counts the slots
+    // held after the lock is granted, claims a line with SKIP LOCKED and inserts the slot.
+    let answer = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", active, call_limit
+           FROM reserve_call_slot($1, $2, $3, $4, $5)"#,
         user as UserId,
         call_type.as_str(),
-        call as CallId
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map(|row| (row.n, row.held))?;
-    if already_held {
-        return Ok(Reservation::Reserved);
-    }
-    if active >= i64::from(limit) {
-        return Ok(Reservation::UserLimitReached { active, limit });
-    }
-    if claim_account_line(conn, call, account_lines).await?.is_none() {
-        return Ok(Reservation::AccountLimitReached);
-    }
-    sqlx::query!(
-        r#"INSERT INTO active_calls (id, user_id, call_type, started_at, lease_expires_at)
-           VALUES ($1, $2, $3, now(), now() + make_interval(secs => $4))"#,
         call as CallId,
-        user as UserId,
-        call_type.as_str(),
+        i32::try_from(account_lines).unwrap_or(i32::MAX),
         lease.as_secs_f64()
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(Reservation::Reserved)
+    match answer.outcome.as_str() {
+        "reserved" => Ok(Reservation::Reserved),
+        "user_limit" => Ok(Reservation::UserLimitReached {
+            active: answer.active.unwrap_or_default(),
+            limit: answer.call_limit.unwrap_or_default(),
+        }),
+        "account_limit" => Ok(Reservation::AccountLimitReached),
+        _ => Err(LedgerError::UnknownUser(user)),
+    }
 }

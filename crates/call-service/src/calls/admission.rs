@@ -1,5 +1,11 @@
 //! Admission: in one transaction, honour the `Idempotency-Key`, insert the call, and either
 //! reserve a slot (`initiating`) or queue it (`queued`). Committed before Bolna is called.
+//!
+//! The common path is one statement, the SQL function `admit_call` (migration
+//! `20261125000005_one_round_trip_admission.sql`): do-not-call check, the user's row lock, the slot
+//! count, the FIFO check, a line, the insert with its final status and the slot — one round trip
+//! and one commit instead of eight round trips (issue 8). A call that gets a slot is inserted as
+//! `initiating` directly, so it writes one live event instead of two.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -8,10 +14,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::model::Call;
+use super::status::CallStatus;
 use crate::error::CallError;
 use crate::phone::PhoneNumber;
-use crate::service::CallService;
-use crate::{select_call, update_call_returning, CallId, CallType, UserId};
+use crate::service::{CallService, ServiceConfig};
+use crate::{call_query, select_call, update_call_returning, CallId, CallType, UserId};
 
 /// A validated request for a call.
 #[derive(Debug, Clone)]
@@ -64,9 +71,9 @@ impl CallService {
     /// Admits a call for `user` in one committed transaction (see the module docs).
     #[tracing::instrument(name = "Admit a call", skip_all, fields(user_id = %user, call_type = %new.call_type))]
     pub async fn admit(&self, user: UserId, new: &NewCall) -> Result<Admitted, CallError> {
-        let mut tx = self.pool().begin().await?;
-        let admitted = self.admit_in(&mut tx, user, new).await?;
-        tx.commit().await?;
+        // No explicit transaction: `admit_call` is one statement, committed on its own.
+        let mut conn = self.pool().acquire().await?;
+        let admitted = self.admit_in(&mut conn, user, new).await?;
         let result = match admitted {
             Admitted::Reserved(_) => "started",
             Admitted::Queued(_) => "queued",
@@ -76,19 +83,22 @@ impl CallService {
         Ok(admitted)
     }
 
-    /// Admission inside the caller's transaction (the campaign scheduler marks its contact in the
-    /// same one). The do-not-call list is checked here, at dial time, for every call.
+    /// Admission on the caller's connection, inside its transaction if it has one (the campaign
+    /// scheduler marks its contact in the same one). The do-not-call list is checked here, at dial
+    /// time, for every call.
     pub(crate) async fn admit_in(
         &self,
-        tx: &mut PgConnection,
+        conn: &mut PgConnection,
         user: UserId,
         new: &NewCall,
     ) -> Result<Admitted, CallError> {
         let fingerprint = new.fingerprint();
-        let Some(inserted) = insert_call(tx, user, new, &fingerprint).await? else {
+        // Bolna looks down (circuit open): the call waits in the queue.
+        let may_reserve = !self.bolna_is_held_back();
+        let Some(call) = insert_call(conn, user, new, &fingerprint, may_reserve, self.config()).await? else {
             // Nothing inserted: the number is on the do-not-call list (checked first, as it wins
             // over a replay), or the user already has a call with this Idempotency-Key.
-            if crate::campaigns::on_dnc_list(tx, user, new.recipient.as_str()).await? {
+            if crate::campaigns::on_dnc_list(conn, user, new.recipient.as_str()).await? {
                 return Err(CallError::DoNotCall);
             }
             let existing = select_call!(
@@ -96,66 +106,34 @@ impl CallService {
                 user as UserId,
                 new.idempotency_key
             )
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
             return match existing.request_fingerprint.as_deref() == Some(fingerprint.as_slice()) {
                 true => Ok(Admitted::Replayed(existing)),
                 false => Err(CallError::IdempotencyConflict),
             };
         };
-        let id = inserted.id;
-        let held_back = self.bolna_is_held_back();
-        let reserved = match held_back || inserted.older_call_waiting {
-            // Bolna is down, or someone is ahead in this user's queue (FIFO): wait.
-            true => false,
-            false => {
-                let answer = concurrency::reserve(
-                    tx,
-                    user,
-                    new.call_type,
-                    id,
-                    self.config().account_lines,
-                    self.config().lease,
-                )
-                .await?;
-                answer == concurrency::Reservation::Reserved
-            }
-        };
-        Ok(match reserved {
-            true => Admitted::Reserved(mark_initiating(tx, id, false).await?),
-            false => Admitted::Queued(select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?),
+        Ok(match call.status {
+            CallStatus::Initiating => Admitted::Reserved(call),
+            _ => Admitted::Queued(call),
         })
     }
 }
 
-/// A call just inserted as `queued`.
-struct Inserted {
-    id: CallId,
-    /// Whether an older call of the same user and type was already waiting for a slot (FIFO).
-    older_call_waiting: bool,
-}
-
-/// Inserts the call as `queued` unless its number is on the user's do-not-call list, and tells in
-/// the same round trip whether an older call of the user and type is waiting (the `EXISTS` in
-/// `RETURNING` reads the statement's snapshot, which does not include the new row). `None` when
-/// nothing was inserted: the number is listed, or the user already has a call with this key.
+/// Inserts the call through `admit_call` (see the module docs): `initiating` with a slot, or
+/// `queued`. `None` when nothing was inserted: the number is listed, or the user already has a call
+/// with this key.
 async fn insert_call(
     conn: &mut PgConnection,
     user: UserId,
     new: &NewCall,
     fingerprint: &[u8],
-) -> sqlx::Result<Option<Inserted>> {
-    sqlx::query_as!(
-        Inserted,
-        r#"INSERT INTO calls (id, user_id, call_type, campaign_id, contact_id, agent_id, recipient_phone_number,
-                              from_phone_number, user_data, status, idempotency_key, request_fingerprint, queued_at)
-           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, now()
-           WHERE NOT EXISTS (SELECT 1 FROM do_not_call WHERE user_id = $2 AND phone_number = $7)
-           ON CONFLICT (user_id, idempotency_key) DO NOTHING
-           RETURNING id AS "id: CallId",
-                     EXISTS (SELECT 1 FROM calls q
-                             WHERE q.user_id = $2 AND q.call_type = $3 AND q.status = 'queued'
-                               AND q.bolna_execution_id IS NULL) AS "older_call_waiting!""#,
+    may_reserve: bool,
+    config: &ServiceConfig,
+) -> sqlx::Result<Option<Call>> {
+    call_query!(
+        ["SELECT"],
+        ["\n           FROM admit_call($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"],
         CallId::new() as CallId,
         user as UserId,
         new.call_type.as_str(),
@@ -167,6 +145,9 @@ async fn insert_call(
         Value::Object(new.user_data.clone()),
         new.idempotency_key,
         fingerprint,
+        may_reserve,
+        i32::try_from(config.account_lines).unwrap_or(i32::MAX),
+        config.lease.as_secs_f64()
     )
     .fetch_optional(conn)
     .await

@@ -55,19 +55,20 @@ impl Call {
 }
 
 /// `sqlx::query_as!(Call, <before…> + "<every column>" + <after…>, args…)`: the one column list of
-/// a [`Call`], for [`select_call!`] and [`update_call_returning!`].
+/// a [`Call`], for [`select_call!`], [`update_call_returning!`] and reads of the `calls` rows SQL
+/// functions return (hence the `!`: sqlx cannot see the `NOT NULL` of a function's result).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! call_query {
     ([$($before:literal),+], [$($after:literal),*] $(, $arg:expr)*) => {
         sqlx::query_as!(
             $crate::calls::Call,
-            $($before +)+ r#" id AS "id: call_service::CallId", user_id AS "user_id: call_service::UserId", call_type AS "call_type: call_service::CallType",
-                      campaign_id, contact_id, agent_id, recipient_phone_number, from_phone_number, user_data,
-                      status AS "status: call_service::calls::CallStatus", bolna_execution_id, idempotency_key, request_fingerprint,
-                      created_at, queued_at, started_at, answered_at, ended_at, conversation_duration, total_cost,
+            $($before +)+ r#" id AS "id!: call_service::CallId", user_id AS "user_id!: call_service::UserId", call_type AS "call_type!: call_service::CallType",
+                      campaign_id, contact_id, agent_id AS "agent_id!", recipient_phone_number AS "recipient_phone_number!", from_phone_number, user_data AS "user_data!",
+                      status AS "status!: call_service::calls::CallStatus", bolna_execution_id, idempotency_key, request_fingerprint,
+                      created_at AS "created_at!", queued_at, started_at, answered_at, ended_at, conversation_duration, total_cost,
                       transcript, recording_url, hangup_by, hangup_reason, hangup_provider_code,
-                      answered_by_voice_mail, extracted_data, error, provider_status, last_event_at, updated_at,
+                      answered_by_voice_mail, extracted_data, error, provider_status, last_event_at, updated_at AS "updated_at!",
                       reconcile_reason, cancel_requested_at"# $(+ $after)*
             $(, $arg)*
         )

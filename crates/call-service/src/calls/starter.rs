@@ -106,12 +106,14 @@ impl CallService {
         execution_id: &str,
         status: Option<&str>,
     ) -> Result<Call, CallError> {
-        let mut tx = self.pool().begin().await?;
         // A webhook may already have matched the call by its ID and moved it on: keep what it did.
         let bolna_status = status.filter(|s| *s == "queued" || *s == "scheduled").unwrap_or("queued");
-        // The call as recorded comes back with the update (the slot's update below does not change it).
+        // One statement, committed on its own: the call (returned as recorded) and, in the `WITH`,
+        // its slot, which PostgreSQL updates after the call's row (the ledger's lock order).
         let call = update_call_returning!(
-            r#"UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, $2),
+            r#"WITH slot AS (UPDATE active_calls SET bolna_execution_id = $2
+                             WHERE id = $1 AND bolna_execution_id IS DISTINCT FROM $2)
+               UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, $2),
                                 status = CASE WHEN status = 'initiating' THEN $3 ELSE status END,
                                 started_at = COALESCE(started_at, now()),
                                 reconcile_reason = NULL, error = NULL
@@ -120,10 +122,8 @@ impl CallService {
             execution_id,
             bolna_status
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(self.pool())
         .await?;
-        concurrency::update_active_call_with_execution_id(&mut tx, id, execution_id).await?;
-        tx.commit().await?;
         tracing::info!(call_id = %id, execution_id, "call handed to Bolna");
         Ok(call)
     }
