@@ -101,3 +101,27 @@ async fn only_configured_browser_origins_get_cors_headers() {
     assert_eq!(simple.headers()["access-control-allow-origin"], "https://app.example.com");
     assert!(simple.headers()["access-control-expose-headers"].to_str().unwrap().contains("x-request-id"));
 }
+
+#[tokio::test]
+async fn connections_the_database_dropped_are_replaced_when_idle_ones_are_pinged() {
+    // Ping every pooled connection before use (a threshold of 0 s idle).
+    let app = spawn_app_with(|settings| settings.database.ping_idle_after_seconds = 0, |_| {}).await;
+    let user = app.create_user(2, 5).await;
+    assert_eq!(app.get_json_as(&user, "/v1/calls").await["data"], serde_json::json!([]));
+
+    // The database drops every connection the server holds (a restart, a proxy's idle cut).
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                              WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("terminate backends");
+    assert!(dropped >= 1, "the server held at least one connection");
+
+    // The dead connections fail their ping and are replaced: the requests succeed.
+    for _ in 0..3 {
+        assert_eq!(app.get_json_as(&user, "/v1/calls").await["data"], serde_json::json!([]));
+        assert_eq!(app.concurrency(&user).await["direct"]["limit"], 2);
+    }
+}

@@ -45,9 +45,22 @@ pub async fn check_reachable(settings: &DatabaseSettings) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Pool options. sqlx pings every connection before handing it out by default; here only one that
+/// sat idle for `database.ping_idle_after_seconds`, where a dead connection (a restarted server,
+/// a proxy's idle cut) is likely. A connection that fails its ping is closed and another one used.
 fn pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
+    let ping_idle_after = settings.ping_idle_after();
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
         .acquire_timeout(settings.acquire_timeout())
+        .test_before_acquire(false)
+        .before_acquire(move |connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ping_idle_after {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
