@@ -250,3 +250,59 @@ async fn a_webhook_naming_our_call_for_another_execution_is_not_applied_to_it() 
         "never re-pointed to another execution"
     );
 }
+
+#[tokio::test]
+async fn racing_live_webhooks_for_the_same_calls_are_each_stored_once_and_move_each_call_once_per_status() {
+    // Live statuses take the lock-free path (read, then a write guarded by the status read); a
+    // write that lost a race falls back to the row lock. Race many of them on a few calls.
+    let app = crate::helpers::spawn_app().await;
+    // The simulator's own webhooks go nowhere: only the raced ones reach the app.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    app.sim.set_webhook(bolna_sim::WebhookTarget {
+        url: format!("http://127.0.0.1:{port}/nowhere"),
+        header: None,
+    });
+    let user = app.create_user(10, 0).await;
+    let mut executions = Vec::new();
+    for n in 0..5 {
+        let call = app.start_call(&user, &format!("+91981234{n:04}"), 201).await;
+        executions.push((
+            call["id"].as_str().unwrap().to_owned(),
+            call["bolna_execution_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let names = ["webhook_2_initiated.json", "webhook_3_ringing.json", "webhook_4_in-progress.json"];
+    let mut bodies = Vec::new();
+    for (_, execution) in &executions {
+        for _round in 0..4 {
+            for name in names {
+                bodies.push(fixture(name).replace(EXECUTION, execution));
+            }
+        }
+    }
+
+    let responses = futures::future::join_all(bodies.iter().map(|body| app.post_webhook(body))).await;
+
+    assert!(responses.iter().all(|r| r.status() == StatusCode::OK));
+    let rows = event_rows(&app).await;
+    assert_eq!(rows.len(), bodies.len(), "every webhook stored exactly once");
+    for (id, execution) in &executions {
+        let call = app.call_json(&user, id).await;
+        assert_eq!(call["status"], "in-progress", "the furthest status wins whatever the order");
+        assert!(call["answered_at"].is_string());
+        let mine: Vec<_> = rows.iter().filter(|r| r.0.as_deref() == Some(execution.as_str())).collect();
+        assert_eq!(mine.len(), 12);
+        assert!(mine.iter().all(|r| r.3.map(|c| c.to_string()).as_deref() == Some(id.as_str())));
+        let applied_in_progress =
+            mine.iter().filter(|r| r.1.as_deref() == Some("in-progress") && r.2 == "applied").count();
+        assert_eq!(applied_in_progress, 1, "in-progress applied exactly once; the rest duplicates");
+        assert!(mine.iter().all(|r| ["applied", "duplicate", "stale"].contains(&r.2.as_str())), "{mine:?}");
+        assert!(app.slot_of(id).await.is_some(), "a live call keeps its slot");
+    }
+    let extended: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM active_calls WHERE lease_expires_at > now()")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(extended, 5, "each live call's lease is current");
+}

@@ -35,7 +35,7 @@ impl CallService {
             if still_open.is_none() {
                 continue;
             }
-            let result = apply_execution(&mut tx, &execution, self.config()).await?;
+            let result = apply_execution(&mut tx, &execution, self.config(), None).await?;
             if result.outcome == EventOutcome::Unmatched && event.outcome == "unmatched" {
                 continue; // still nobody's: leave it (the transaction rolls back)
             }

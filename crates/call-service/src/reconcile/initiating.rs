@@ -98,7 +98,7 @@ impl CallService {
 
     async fn adopt(&self, call: &Call, execution: &Execution) -> Result<(), CallError> {
         let mut tx = self.pool().begin().await?;
-        let applied = apply_execution(&mut tx, execution, self.config()).await?;
+        let applied = apply_execution(&mut tx, execution, self.config(), None).await?;
         tx.commit().await?;
         self.metrics().reconciled("initiating_adopted");
         tracing::info!(call_id = %call.id, execution_id = %execution.id, status = %execution.status,

@@ -22,7 +22,7 @@ impl CallService {
                 Ok(execution) => {
                     let mut tx = self.pool().begin().await?;
                     // Applies what Bolna says: frees the slot if the line is free, else extends the lease.
-                    let applied = apply_execution(&mut tx, &execution, self.config()).await?;
+                    let applied = apply_execution(&mut tx, &execution, self.config(), None).await?;
                     tx.commit().await?;
                     let kind = if execution.status.line_is_free() {
                         "lease_expired_call_ended"

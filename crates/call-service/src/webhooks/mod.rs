@@ -6,6 +6,7 @@ mod apply;
 mod store;
 
 pub(crate) use apply::apply_execution;
+use apply::apply_live_status;
 pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
 
@@ -15,7 +16,7 @@ use serde_json::Value;
 use crate::error::CallError;
 use crate::service::CallService;
 use crate::CallId;
-use store::{insert_event, set_outcome};
+use store::insert_event;
 
 /// What happened to a received webhook.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,16 +94,25 @@ impl CallService {
         }
     }
 
+    /// A live status for a known call goes the lock-free way (two round trips); everything else —
+    /// a freed line, an unknown or not yet recorded execution, a lost race — in one transaction
+    /// under the call's row lock. Either way the event is stored with its outcome in the same
+    /// commit as its effect.
     async fn store_and_apply(
         &self,
         event: &ReceivedEvent<'_>,
         execution: &Execution,
     ) -> Result<WebhookReceipt, CallError> {
-        let mut tx = self.pool().begin().await?;
-        let event_id = insert_event(&mut tx, event, EventOutcome::Pending, None).await?;
-        let applied = apply_execution(&mut tx, execution, self.config()).await?;
-        set_outcome(&mut tx, event_id, applied.call, applied.outcome, applied.detail.as_deref()).await?;
-        tx.commit().await?;
+        let applied = match apply_live_status(self.pool(), execution, self.config(), event).await? {
+            Some(applied) => applied,
+            None => {
+                let mut tx = self.pool().begin().await?;
+                let applied = apply_execution(&mut tx, execution, self.config(), Some(event)).await?;
+                tx.commit().await?;
+                applied
+            }
+        };
+        let event_id = applied.event_id.ok_or_else(|| anyhow::anyhow!("the webhook event was not stored"))?;
         self.metrics()
             .webhook_events
             .with_label_values(&[execution.status.as_str(), applied.outcome.as_str()])
