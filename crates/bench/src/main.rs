@@ -40,6 +40,8 @@ async fn main() -> anyhow::Result<()> {
     let wanted =
         |name: &str| args.only.as_deref().is_none_or(|only| only.split(',').any(|o| o.trim() == name));
     let (admin_url, cluster) = environment::postgres().await?;
+    // Databases an interrupted run left behind (a finished run drops its own).
+    local_postgres::drop_stale_databases(&admin_url, "bench", std::time::Duration::from_secs(3600)).await?;
     let mut figures = Vec::new();
     let notes = vec![
         "Latencies are measured over real HTTP on loopback; the simulator answers at once.".to_owned(),

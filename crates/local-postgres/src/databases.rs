@@ -50,6 +50,18 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> anyhow::Result<
     Ok(with_database(admin_url, database))
 }
 
+/// Drops the database `url` names, with its connections, through the server at `admin_url`.
+pub async fn drop_database(admin_url: &str, url: &str) -> anyhow::Result<()> {
+    let name = url.rsplit('/').next().and_then(|rest| rest.split('?').next()).unwrap_or_default();
+    anyhow::ensure!(!name.is_empty() && !name.contains('"'), "no database name in {}", redact(url));
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(admin_url)))?;
+    admin.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await?;
+    admin.close().await.ok();
+    Ok(())
+}
+
 /// Drops databases named `<prefix>_<unix seconds>_...` that are older than `age` (left behind by
 /// earlier test runs). Returns how many were dropped.
 pub async fn drop_stale_databases(admin_url: &str, prefix: &str, age: Duration) -> anyhow::Result<usize> {

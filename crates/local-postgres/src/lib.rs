@@ -14,5 +14,5 @@ mod test_database;
 
 pub use binaries::Binaries;
 pub use cluster::{Cluster, ClusterOptions};
-pub use databases::{create_fresh_database, drop_stale_databases, ensure_database};
+pub use databases::{create_fresh_database, drop_database, drop_stale_databases, ensure_database};
 pub use test_database::fresh_test_database;
