@@ -36,6 +36,8 @@ fn base_file_gives_the_documented_defaults() {
     assert_eq!(settings.limits.default_direct_call_limit, 2);
     assert_eq!(settings.limits.default_campaign_call_limit, 5);
     assert!(settings.webhook.allowed_ips.is_empty());
+    assert_eq!(settings.server.workers, 0, "one HTTP worker per core");
+    assert_eq!(settings.database.ping_idle_after_seconds, 30);
 }
 
 #[test]
@@ -85,12 +87,13 @@ fn production_refuses_to_start_without_a_secret_and_names_its_key() {
 
 #[test]
 fn malformed_values_name_the_key_and_the_problem() {
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 6] = [
         ("SWITCHBOARD__SERVER__PORT", "eighty", "server.port"),
         ("SWITCHBOARD__WEBHOOK__ALLOWED_IPS", "13.203.39.153,not-an-ip", "webhook.allowed_ips"),
         ("SWITCHBOARD__BOLNA__BASE_URL", "api.bolna.ai", "bolna.base_url"),
         ("SWITCHBOARD__DATABASE__URL", "mysql://x@y/z", "database.url"),
         ("SWITCHBOARD__RECONCILER__INTERVAL_SECONDS", "0", "reconciler.interval_seconds"),
+        ("SWITCHBOARD__SERVER__WORKERS", "5000", "server.workers"),
     ];
     for (variable, value, key) in cases {
         let error = load(&[(variable, value)]).expect_err(variable).to_string();

@@ -92,6 +92,7 @@ async fn start_server(
     database_url: &str,
     bolna_url: &str,
     account_lines: u32,
+    threads: usize,
 ) -> anyhow::Result<Server> {
     let http = reqwest::Client::new();
     for _ in 0..5 {
@@ -102,6 +103,10 @@ async fn start_server(
             .env("SWITCHBOARD_ENVIRONMENT", "local")
             .env("SWITCHBOARD__DATABASE__URL", database_url)
             .env("SWITCHBOARD__DATABASE__MAX_CONNECTIONS", "40")
+            // Processes sharing this host's cores split them (docs/capacity.md): HTTP workers and
+            // the runtime's threads.
+            .env("SWITCHBOARD__SERVER__WORKERS", threads.to_string())
+            .env("TOKIO_WORKER_THREADS", threads.to_string())
             .env("SWITCHBOARD__SERVER__PORT", port.to_string())
             .env("SWITCHBOARD__AUTH__ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SWITCHBOARD__WEBHOOK__TOKEN", WEBHOOK_TOKEN)
@@ -188,8 +193,12 @@ impl Stack {
         sim(&mut config);
         let simulator = Simulator::start(config, "127.0.0.1:0")?;
         let mut servers = Vec::with_capacity(instances);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = (cores / instances.max(1)).max(1);
         for _ in 0..instances.max(1) {
-            servers.push(start_server(&binary, &database_url, &simulator.base_url(), account_lines).await?);
+            servers.push(
+                start_server(&binary, &database_url, &simulator.base_url(), account_lines, threads).await?,
+            );
         }
         let base_url = servers[0].base_url.clone();
         if webhooks {

@@ -165,6 +165,8 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let max_body = state.settings.server.max_body_bytes;
     let shutdown_timeout = state.settings.server.shutdown_timeout_seconds;
     let origins = state.settings.http.cors_allowed_origins.clone();
+    // 0: actix's default, one worker per CPU core.
+    let workers = state.settings.server.workers;
     let data = web::Data::new(state);
     let server =
         HttpServer::new(move || {
@@ -195,11 +197,12 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
                 }))
-        })
-        .shutdown_timeout(shutdown_timeout)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        });
+    let server = match workers {
+        0 => server,
+        workers => server.workers(workers),
+    };
+    let server = server.shutdown_timeout(shutdown_timeout).disable_signals().listen(listener)?.run();
     Ok(server)
 }
 

@@ -163,6 +163,9 @@ impl Settings {
                 "must be at least 3600: clients may replay the last hour".into(),
             ));
         }
+        if self.server.workers > 1024 {
+            return Err(malformed("server.workers", "must be at most 1024 (0: one per CPU core)".into()));
+        }
         if self.database.min_connections > self.database.max_connections {
             return Err(malformed(
                 "database.min_connections",

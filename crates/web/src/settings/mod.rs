@@ -66,6 +66,9 @@ pub struct ServerSettings {
     pub port: u16,
     pub max_body_bytes: usize,
     pub shutdown_timeout_seconds: u64,
+    /// HTTP worker threads; 0 = one per CPU core. Several instances on one host share its cores.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
