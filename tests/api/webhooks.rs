@@ -306,3 +306,39 @@ async fn racing_live_webhooks_for_the_same_calls_are_each_stored_once_and_move_e
             .unwrap();
     assert_eq!(extended, 5, "each live call's lease is current");
 }
+
+#[tokio::test]
+async fn a_live_webhook_renews_a_lease_that_is_half_gone_and_leaves_a_fresh_one_alone() {
+    let (app, _user, id, _bolna) = app_with_a_call().await;
+    let lease_of = || async {
+        sqlx::query_scalar::<_, f64>(
+            "SELECT extract(epoch FROM lease_expires_at - now())::float8 FROM active_calls WHERE id = $1::uuid",
+        )
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    // reconciler.lease_seconds is 900: 800 s left is more than half.
+    sqlx::query(
+        "UPDATE active_calls SET lease_expires_at = now() + interval '800 seconds' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.post_webhook(&fixture("webhook_2_initiated.json")).await;
+    let fresh = lease_of().await;
+    assert!((795.0..=800.0).contains(&fresh), "a fresh lease is left alone: {fresh}");
+
+    sqlx::query(
+        "UPDATE active_calls SET lease_expires_at = now() + interval '60 seconds' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.post_webhook(&fixture("webhook_3_ringing.json")).await;
+    let renewed = lease_of().await;
+    assert!(renewed > 890.0, "a lease with less than half left is renewed to the full 900 s: {renewed}");
+}

@@ -149,8 +149,9 @@ pub(crate) async fn apply_live_status(
 }
 
 /// Writes `execution` onto call `id` if its status is still `read_status`, in one statement:
-/// moves the status by `decision`, merges the data later events add, extends the slot's lease
-/// unless the line is free (then the caller releases it), and stores `event` with its outcome.
+/// moves the status by `decision`, merges the data later events add, renews the slot's lease
+/// when less than half is left unless the line is free (then the caller releases it), and stores
+/// `event` with its outcome.
 /// `None` when the status had changed; else the stored event's id, if any.
 async fn write_execution(
     conn: &mut PgConnection,
@@ -184,10 +185,13 @@ async fn write_execution(
                reconcile_reason = CASE WHEN $2 IS NOT NULL THEN NULL ELSE reconcile_reason END
              WHERE id = $1 AND status = $15
              RETURNING id),
-           -- The ledger's lease (concurrency::extend_lease), in the same statement.
+           -- The ledger's lease (concurrency::extend_lease), in the same statement, renewed once
+           -- less than half of it is left: a call's live webhooks come seconds apart, and each
+           -- renewal is a write that updates four indexes.
            lease AS (
-             UPDATE active_calls SET lease_expires_at = now() + make_interval(secs => $16)
-             WHERE NOT $4 AND id IN (SELECT id FROM changed)),
+             UPDATE active_calls SET lease_expires_at = now() + make_interval(secs => $16::float8)
+             WHERE NOT $4 AND id IN (SELECT id FROM changed)
+               AND lease_expires_at < now() + make_interval(secs => $16::float8 / 2)),
            stored AS (
              INSERT INTO webhook_events (execution_id, status, body, raw_body, source_ip, outcome, detail, processed_at, call_id)
              SELECT $17, $18, $19, $20, $21, $22, $23, now(), id FROM changed WHERE $24
