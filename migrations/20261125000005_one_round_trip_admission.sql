@@ -16,6 +16,7 @@ CREATE FUNCTION check_call_slot(
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_held boolean;
+    v_start integer;
 BEGIN
     -- Serialises this user's reservations across all instances until the caller commits.
     SELECT CASE p_call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END
@@ -32,10 +33,21 @@ BEGIN
     ELSIF active >= call_limit THEN
         outcome := 'user_limit';
     ELSE
+        -- The first free line at or after a random one, wrapping around. Starting every search at
+        -- line 1 made all admissions race for the same few rows and walk past every line claimed
+        -- before them (and their not yet vacuumed index entries): 10 ms per claim with 32 clients
+        -- and thousands of live calls, two thirds of an admission's database time.
+        v_start := 1 + floor(random() * p_account_lines)::integer;
         SELECT s.slot_no INTO line
           FROM account_slots s
-         WHERE s.call_id IS NULL AND s.slot_no <= p_account_lines
+         WHERE s.call_id IS NULL AND s.slot_no >= v_start AND s.slot_no <= p_account_lines
          ORDER BY s.slot_no LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF line IS NULL THEN
+            SELECT s.slot_no INTO line
+              FROM account_slots s
+             WHERE s.call_id IS NULL AND s.slot_no < v_start
+             ORDER BY s.slot_no LIMIT 1 FOR UPDATE SKIP LOCKED;
+        END IF;
         outcome := CASE WHEN line IS NULL THEN 'account_limit' ELSE 'free' END;
     END IF;
 END

@@ -225,3 +225,43 @@ async fn shrinking_the_pool_keeps_lines_in_use_until_released() {
     assert_eq!(rows, 3, "lines in use are kept");
     assert_eq!(try_reserve(&pool, owner, CallType::Direct, extra, 1).await, Reservation::AccountLimitReached);
 }
+
+#[tokio::test]
+async fn every_line_is_found_wherever_the_search_starts_and_a_freed_line_is_reused() {
+    // Searches start at a random line and wrap around: fill a small pool many times over.
+    let url = database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    sync_account_pool(&mut pool.acquire().await.unwrap(), 5).await.unwrap();
+    let owner = user(&pool, 100, 0).await;
+    for round in 0..10 {
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            let c = call(&pool, owner, CallType::Direct).await;
+            assert_eq!(
+                try_reserve(&pool, owner, CallType::Direct, c, 5).await,
+                Reservation::Reserved,
+                "round {round}"
+            );
+            held.push(c);
+        }
+        let sixth = call(&pool, owner, CallType::Direct).await;
+        assert_eq!(
+            try_reserve(&pool, owner, CallType::Direct, sixth, 5).await,
+            Reservation::AccountLimitReached
+        );
+
+        let mut conn = pool.acquire().await.unwrap();
+        release_call_slot(&mut conn, held[round % 5], "test").await.unwrap();
+        assert_eq!(try_reserve(&pool, owner, CallType::Direct, sixth, 5).await, Reservation::Reserved);
+        let lines: Vec<i32> = sqlx::query_scalar(
+            "SELECT slot_no FROM account_slots WHERE call_id IS NOT NULL ORDER BY slot_no",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(lines, [1, 2, 3, 4, 5], "every line in use, none twice");
+        for c in held.iter().chain([&sixth]) {
+            release_call_slot(&mut conn, *c, "test").await.unwrap();
+        }
+    }
+}
