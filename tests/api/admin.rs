@@ -172,3 +172,39 @@ async fn the_api_is_described_at_openapi_json_and_browsable_at_docs() {
     let html = docs.text().await.unwrap();
     assert!(html.contains("/openapi.json") && !html.contains("https://"), "self-contained");
 }
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_within_the_key_cache_lifetime() {
+    let app = spawn_app_with(|settings| settings.auth.key_cache_seconds = 1, |_| {}).await;
+    let user = app.create_user(2, 5).await;
+    let calls = |key: String| {
+        let request = app.client.get(app.url("/v1/calls")).bearer_auth(key);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(calls(user.key.clone()).await, StatusCode::OK, "a new key works (and is now cached)");
+
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE user_id = $1::uuid")
+        .bind(&user.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(calls(user.key.clone()).await, StatusCode::OK, "still cached: the database is not asked");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(calls(user.key.clone()).await, StatusCode::UNAUTHORIZED, "the cache entry expired");
+}
+
+#[tokio::test]
+async fn limits_shown_to_a_user_are_current_even_with_a_cached_key() {
+    let app = spawn_app().await;
+    let user = app.create_user(2, 5).await;
+    assert_eq!(app.concurrency(&user).await["direct"]["limit"], 2);
+
+    // Changed behind the service's back (another instance, or SQL): the key stays cached for 30 s.
+    sqlx::query("UPDATE users SET direct_call_limit = 7 WHERE id = $1::uuid")
+        .bind(&user.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(app.concurrency(&user).await["direct"]["limit"], 7);
+}

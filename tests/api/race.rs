@@ -84,3 +84,70 @@ async fn hundreds_of_racing_calls_on_two_instances_never_exceed_any_limit_and_al
     assert_eq!(completed as usize, USERS * CALLS_PER_USER);
     first.wait_for_no_slots().await;
 }
+
+/// A value of the Prometheus text at `/metrics`.
+async fn metric(app: &crate::helpers::TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_admitted_in_batches_keeps_each_users_limit_its_fifo_order_and_one_call_per_key() {
+    // One batch in flight at a time: the burst queues behind it and goes in large batches.
+    let app = spawn_app_with(|s| s.database.batch_workers = 1, |sim| sim.hold_calls = true).await;
+    const LIMIT: usize = 3;
+    const PER_USER: usize = 15;
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        users.push(app.create_user(LIMIT as i64, 0).await);
+    }
+    let keyed = crate::helpers::call_body("+15550004242");
+    let mut bodies = Vec::new();
+    for n in 0..PER_USER {
+        for (u, user) in users.iter().enumerate() {
+            let number = format!("+1555{u:03}{n:04}");
+            bodies.push((user, json!({"agent_id": crate::helpers::AGENT, "recipient_phone_number": number})));
+        }
+    }
+    let requests = bodies.iter().map(|(user, body)| app.post_call(user, body));
+    let same_key = (0..10).map(|_| app.post_call_with_key(&users[0], &keyed, "one-key-in-a-burst"));
+    let (responses, keyed_responses) =
+        tokio::join!(futures::future::join_all(requests), futures::future::join_all(same_key));
+    for response in responses {
+        assert!(matches!(response.status().as_u16(), 201 | 202), "{}", response.status());
+    }
+    let mut keyed_ids = Vec::new();
+    for response in keyed_responses {
+        assert!(response.status().is_success(), "{}", response.status());
+        keyed_ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    keyed_ids.dedup();
+    assert_eq!(keyed_ids.len(), 1, "ten requests with one key made one call");
+
+    for user in &users {
+        // In admission order: who got a slot, who waits.
+        let calls: Vec<(bool, bool)> = sqlx::query_as(
+            "SELECT bolna_execution_id IS NOT NULL, status = 'queued' AND bolna_execution_id IS NULL
+             FROM calls WHERE user_id = $1::uuid ORDER BY created_at, id",
+        )
+        .bind(&user.id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        let started = calls.iter().filter(|(started, _)| *started).count();
+        assert_eq!(started, LIMIT, "user {}: {started} calls hold slots", user.id);
+        assert!(
+            calls[..LIMIT].iter().all(|(started, _)| *started),
+            "the first calls got the slots: {calls:?}"
+        );
+        assert!(calls[LIMIT..].iter().all(|(_, waiting)| *waiting), "the later ones wait: {calls:?}");
+    }
+    assert_eq!(app.held_slots().await, (users.len() * LIMIT) as i64);
+    let (batches, admitted) = (
+        metric(&app, "switchboard_db_batch_size_count{kind=\"admit\"}").await,
+        metric(&app, "switchboard_db_batch_size_sum{kind=\"admit\"}").await,
+    );
+    assert!(admitted > batches, "admissions went in batches: {admitted} in {batches} statements");
+}

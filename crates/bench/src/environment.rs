@@ -211,6 +211,16 @@ impl Stack {
         Ok(Self { servers, base_url, database_url, admin_url: admin_url.to_owned(), sim: simulator, http })
     }
 
+    /// `ANALYZE` of the stack's database: fresh planner statistics, as autovacuum keeps them on a
+    /// live database (plans made while a table was empty would otherwise stay in use).
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(&self.database_url).await?;
+        conn.execute("ANALYZE").await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     /// The base URL of server `n` (round robin).
     pub fn server_url(&self, n: usize) -> &str {
         &self.servers[n % self.servers.len()].base_url

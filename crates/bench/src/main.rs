@@ -63,6 +63,10 @@ async fn main() -> anyhow::Result<()> {
         let throughput_stack =
             environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
         let keys = throughput_stack.users(users, 50).await?;
+        // Warm-up: the same load for a while, then ANALYZE (as autovacuum would on a live
+        // database), so the window measures steady state, not plans made for empty tables.
+        scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, 3).await?;
+        throughput_stack.analyze().await?;
         let admissions =
             scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, seconds.into())
                 .await?;

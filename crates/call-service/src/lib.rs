@@ -5,6 +5,7 @@
 // Lets `select_call!` name this crate's types by path from inside the crate too.
 extern crate self as call_service;
 
+mod batch;
 mod bolna_gate;
 pub mod calls;
 pub mod campaigns;
@@ -20,6 +21,7 @@ mod service;
 pub mod users;
 pub mod webhooks;
 
+pub use batch::BatchConfig;
 pub use bolna_gate::GateConfig;
 pub use concurrency::{CallId, CallType, UserId};
 pub use diagnostics::Diagnostics;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub admissions: IntCounterVec,
     /// 1 while the Bolna circuit breaker holds calls back.
     pub bolna_circuit_open: IntGauge,
+    /// Requests per batched statement, by kind (`admit`, `record`, `webhook`): see `batch`.
+    pub batch_size: HistogramVec,
     // Filled at scrape time from the database.
     pub slots_in_use: IntGaugeVec,
     pub slot_limits: IntGaugeVec,
@@ -70,6 +72,12 @@ impl Metrics {
             admissions: IntCounterVec::new(
                 Opts::new("admissions_total", "Call admissions by call type and result"),
                 &["call_type", "result"],
+            )
+            .expect(DEFINITION),
+            batch_size: HistogramVec::new(
+                HistogramOpts::new("db_batch_size", "Requests per batched database statement, by kind")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+                &["kind"],
             )
             .expect(DEFINITION),
             bolna_circuit_open: IntGauge::new("bolna_circuit_open", "1 while calls are held back from Bolna")
@@ -131,6 +139,7 @@ impl Metrics {
             Box::new(self.webhook_lag.clone()),
             Box::new(self.reconciler_actions.clone()),
             Box::new(self.admissions.clone()),
+            Box::new(self.batch_size.clone()),
             Box::new(self.bolna_circuit_open.clone()),
             Box::new(self.slots_in_use.clone()),
             Box::new(self.slot_limits.clone()),

@@ -7,9 +7,14 @@ use bolna_client::{BolnaClient, BolnaError};
 use sqlx::PgPool;
 use tokio_util::task::TaskTracker;
 
+use crate::batch::{BatchConfig, Batcher};
 use crate::bolna_gate::{BolnaGate, GateConfig};
+use crate::calls::admission::{admit_batch, AdmissionRequest, AdmissionSettings};
+use crate::calls::starter::{record_batch, RecordRequest};
+use crate::calls::{Admitted, Call};
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
+use crate::webhooks::{apply_live_batch, Applied, LiveWebhook};
 
 /// The knobs of the call lifecycle.
 #[derive(Debug, Clone)]
@@ -26,6 +31,9 @@ pub struct ServiceConfig {
     pub gate: GateConfig,
     /// Time for the campaign scheduler (windows, pacing, retry delays); injectable for tests.
     pub clock: Arc<dyn Clock>,
+    /// `database.batch_workers` and `database.batch_max`: group commit of admissions and of
+    /// Bolna's answers (see `batch`).
+    pub batch: BatchConfig,
 }
 
 /// When the reconciler looks, and how long it waits before deciding.
@@ -60,6 +68,7 @@ impl Default for ServiceConfig {
             reconciler: ReconcilerConfig::default(),
             gate: GateConfig::default(),
             clock: Arc::new(SystemClock),
+            batch: BatchConfig::default(),
         }
     }
 }
@@ -81,6 +90,12 @@ pub(crate) struct Inner {
     pub runtime: tokio::runtime::Handle,
     pub metrics: Metrics,
     pub gate: BolnaGate,
+    /// Admissions, gathered into batches (one statement each).
+    pub admissions: Batcher<AdmissionRequest, Admitted>,
+    /// Bolna's acceptances to record, gathered into batches.
+    pub records: Batcher<RecordRequest, Call>,
+    /// Webhooks with live statuses, gathered into batches (`None`: apply it under the row lock).
+    pub webhooks: Batcher<LiveWebhook, Option<Applied>>,
 }
 
 impl CallService {
@@ -88,6 +103,49 @@ impl CallService {
     pub fn new(pool: PgPool, bolna: BolnaClient, config: ServiceConfig) -> Self {
         let gate = BolnaGate::new(config.gate);
         let runtime = tokio::runtime::Handle::current();
+        let metrics = Metrics::new();
+        let admissions = {
+            let (pool, settings) = (pool.clone(), AdmissionSettings::from(&config));
+            let sizes = metrics.batch_size.with_label_values(&["admit"]);
+            Batcher::start(
+                "admit",
+                config.batch,
+                &runtime,
+                move |size| sizes.observe(size as f64),
+                move |requests| {
+                    let pool = pool.clone();
+                    async move { admit_batch(&pool, settings, requests).await }
+                },
+            )
+        };
+        let records = {
+            let pool = pool.clone();
+            let sizes = metrics.batch_size.with_label_values(&["record"]);
+            Batcher::start(
+                "record",
+                config.batch,
+                &runtime,
+                move |size| sizes.observe(size as f64),
+                move |requests| {
+                    let pool = pool.clone();
+                    async move { record_batch(&pool, requests).await }
+                },
+            )
+        };
+        let webhooks = {
+            let (pool, lease) = (pool.clone(), config.lease);
+            let sizes = metrics.batch_size.with_label_values(&["webhook"]);
+            Batcher::start(
+                "webhook",
+                config.batch,
+                &runtime,
+                move |size| sizes.observe(size as f64),
+                move |requests| {
+                    let pool = pool.clone();
+                    async move { apply_live_batch(&pool, lease, requests).await }
+                },
+            )
+        };
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -95,8 +153,11 @@ impl CallService {
                 config,
                 tasks: TaskTracker::new(),
                 runtime,
-                metrics: Metrics::new(),
+                metrics,
                 gate,
+                admissions,
+                records,
+                webhooks,
             }),
         }
     }

@@ -1,8 +1,9 @@
 //! Reserving a slot: the user's per-type limit first (under the user's row lock), then an account
 //! line. Either refusal leaves nothing behind. The steps run in PostgreSQL, in the functions
 //! `check_call_slot` / `take_call_slot` / `reserve_call_slot` (migration
-//! `20261125000005_one_round_trip_admission.sql`), so a reservation costs one round trip; admission
-//! uses the same two steps around its insert (`admit_call`).
+//! `20261125000005_one_round_trip_admission.sql`), so a reservation costs one round trip.
+//! Admission (`admit_calls`, migration `20261130000006_batched_admission.sql`) applies the same
+//! rules to a batch of new calls: user locks, then per-type counts, then account lines.
 
 use std::time::Duration;
 

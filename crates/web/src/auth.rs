@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest};
-use call_service::users::{find_user_by_api_key, User};
+use call_service::users::User;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
@@ -49,8 +49,7 @@ impl FromRequest for AuthenticatedUser {
             let state = state?;
             let presented =
                 presented.ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <API key>`"))?;
-            let mut conn = state.pool.acquire().await?;
-            let user = find_user_by_api_key(&mut conn, &presented).await?;
+            let user = state.keys.user_for_key(&state.pool, &presented).await?;
             user.map(AuthenticatedUser).ok_or_else(|| ApiError::unauthorized("the API key is not valid"))
         })
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bolna_client::{BolnaClient, ClientSettings};
 use call_service::clock::Clock;
-use call_service::{CallService, GateConfig, ReconcilerConfig, ServiceConfig};
+use call_service::{BatchConfig, CallService, GateConfig, ReconcilerConfig, ServiceConfig};
 use secrecy::SecretString;
 use sqlx::PgPool;
 
@@ -37,6 +37,10 @@ pub fn call_service(settings: &Settings, pool: PgPool, clock: Arc<dyn Clock>) ->
             ..GateConfig::default()
         },
         clock,
+        batch: BatchConfig {
+            workers: settings.database.batch_workers,
+            max_batch: settings.database.batch_max,
+        },
         ..ServiceConfig::default()
     };
     Ok(CallService::new(pool, bolna_client(settings)?, config))

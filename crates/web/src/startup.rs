@@ -38,6 +38,9 @@ impl std::fmt::Debug for Application {
     }
 }
 
+/// API keys remembered at most (an entry is a user row: well under a kilobyte).
+const KEY_CACHE_CAPACITY: usize = 100_000;
+
 impl Application {
     /// Builds the application; `server.port = 0` binds a free port (tests run in parallel).
     /// The database pool connects lazily, so a database outage shows as `/readyz` 503.
@@ -66,12 +69,17 @@ impl Application {
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_seconds);
         let webhook_guard = WebhookGuard::from_settings(&settings.webhook);
         let events = EventHub::new(settings.events.client_buffer);
+        let keys = Arc::new(call_service::users::KeyCache::new(
+            Duration::from_secs(settings.auth.key_cache_seconds),
+            KEY_CACHE_CAPACITY,
+        ));
         let state = AppState {
             pool,
             settings: Arc::new(settings),
             calls: calls.clone(),
             webhook_guard,
             events: events.clone(),
+            keys,
         };
         let events_task = tokio::spawn(crate::events::run_hub(state.clone(), background.clone()));
         let server = serve(listener, state)?;

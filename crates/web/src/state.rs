@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use call_service::users::KeyCache;
 use call_service::CallService;
 use sqlx::PgPool;
 
@@ -17,4 +18,6 @@ pub struct AppState {
     pub calls: CallService,
     pub webhook_guard: WebhookGuard,
     pub events: EventHub,
+    /// API keys seen recently (`auth.key_cache_seconds`).
+    pub keys: Arc<KeyCache>,
 }

@@ -6,7 +6,7 @@ pub(crate) mod handover;
 mod model;
 mod operations;
 mod repository;
-mod starter;
+pub(crate) mod starter;
 mod status;
 
 pub use admission::{Admitted, NewCall};

@@ -8,7 +8,7 @@ use super::handover::release_and_hand_over;
 use super::starter::mark_failed;
 use crate::error::CallError;
 use crate::service::CallService;
-use crate::users::User;
+use crate::users::get_user;
 use crate::{CallId, CallType, UserId};
 
 /// Active, limit and queued for one call type.
@@ -35,26 +35,28 @@ pub struct ForceReleased {
 }
 
 impl CallService {
-    pub async fn concurrency_of(&self, user: &User) -> Result<ConcurrencyView, CallError> {
+    pub async fn concurrency_of(&self, user: UserId) -> Result<ConcurrencyView, CallError> {
         let mut conn = self.pool().acquire().await?;
-        let usage = concurrency::usage_of(&mut conn, user.id).await?;
+        // The limits as they are now (an authenticated user's may come from the key cache).
+        let limits = get_user(&mut conn, user).await?.ok_or(CallError::UnknownUser)?;
+        let usage = concurrency::usage_of(&mut conn, user).await?;
         let queued = sqlx::query!(
             r#"SELECT count(*) FILTER (WHERE call_type = 'direct') AS "direct!",
                       count(*) FILTER (WHERE call_type = 'campaign') AS "campaign!"
                FROM calls WHERE user_id = $1 AND status = 'queued' AND bolna_execution_id IS NULL"#,
-            user.id as UserId
+            user as UserId
         )
         .fetch_one(&mut *conn)
         .await?;
         Ok(ConcurrencyView {
             direct: TypeUsage {
                 active: usage.direct,
-                limit: user.direct_call_limit.into(),
+                limit: limits.direct_call_limit.into(),
                 queued: queued.direct,
             },
             campaign: TypeUsage {
                 active: usage.campaign,
-                limit: user.campaign_call_limit.into(),
+                limit: limits.campaign_call_limit.into(),
                 queued: queued.campaign,
             },
         })

@@ -6,9 +6,11 @@
 //! - outcome unknown (timeout after sending, 5xx): the slot is kept and the call marked for the
 //!   reconciler. It is never sent again: that could dial a person twice.
 
+use std::collections::HashMap;
+
 use bolna_client::{BolnaError, CallRequest, StartOutcome, SWITCHBOARD_CALL_ID_KEY};
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::handover::release_and_hand_over;
 use super::model::Call;
@@ -80,7 +82,7 @@ impl CallService {
     pub async fn admit_and_start(&self, user: crate::UserId, new: super::NewCall) -> Result<Call, CallError> {
         let service = self.clone();
         self.detached(async move {
-            match service.admit(user, &new).await? {
+            match service.admit(user, new).await? {
                 super::Admitted::Reserved(call) => service.start_at_bolna(call).await,
                 super::Admitted::Queued(call) | super::Admitted::Replayed(call) => Ok(call),
             }
@@ -100,6 +102,8 @@ impl CallService {
         self.inner.tasks.spawn_on(task, &self.inner.runtime);
     }
 
+    /// Records Bolna's acceptance of the call (its execution ID and status). Concurrent records
+    /// are gathered into one statement (see [`crate::batch`]).
     async fn record_accepted(
         &self,
         id: CallId,
@@ -107,23 +111,9 @@ impl CallService {
         status: Option<&str>,
     ) -> Result<Call, CallError> {
         // A webhook may already have matched the call by its ID and moved it on: keep what it did.
-        let bolna_status = status.filter(|s| *s == "queued" || *s == "scheduled").unwrap_or("queued");
-        // One statement, committed on its own: the call (returned as recorded) and, in the `WITH`,
-        // its slot, which PostgreSQL updates after the call's row (the ledger's lock order).
-        let call = update_call_returning!(
-            r#"WITH slot AS (UPDATE active_calls SET bolna_execution_id = $2
-                             WHERE id = $1 AND bolna_execution_id IS DISTINCT FROM $2)
-               UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, $2),
-                                status = CASE WHEN status = 'initiating' THEN $3 ELSE status END,
-                                started_at = COALESCE(started_at, now()),
-                                reconcile_reason = NULL, error = NULL
-               WHERE id = $1"#,
-            id as CallId,
-            execution_id,
-            bolna_status
-        )
-        .fetch_one(self.pool())
-        .await?;
+        let status = status.filter(|s| *s == "queued" || *s == "scheduled").unwrap_or("queued");
+        let request = RecordRequest { id, execution_id: execution_id.to_owned(), status: status.to_owned() };
+        let call = self.inner.records.submit(request).await?;
         tracing::info!(call_id = %id, execution_id, "call handed to Bolna");
         Ok(call)
     }
@@ -178,6 +168,68 @@ impl CallService {
         let mut conn = self.pool().acquire().await?;
         Ok(select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *conn).await?)
     }
+}
+
+/// Bolna accepted a call: what to record.
+#[derive(Debug)]
+pub(crate) struct RecordRequest {
+    pub id: CallId,
+    pub execution_id: String,
+    /// Bolna's status in its answer (`queued` or `scheduled`).
+    pub status: String,
+}
+
+/// Records a batch of Bolna's acceptances (the batch worker's job) in one statement; if it fails,
+/// each again on its own, so one bad record cannot fail the others.
+pub(crate) async fn record_batch(
+    pool: &PgPool,
+    requests: Vec<RecordRequest>,
+) -> Vec<Result<Call, CallError>> {
+    let answer = |calls: &mut HashMap<CallId, Call>, id: CallId| {
+        calls.remove(&id).ok_or_else(|| CallError::Database(sqlx::Error::RowNotFound))
+    };
+    match record_all(pool, &requests).await {
+        Ok(mut calls) => requests.iter().map(|request| answer(&mut calls, request.id)).collect(),
+        Err(error) if requests.len() > 1 => {
+            tracing::warn!(error = %error, calls = requests.len(), "a batch record failed; recording its calls one by one");
+            let mut results = Vec::with_capacity(requests.len());
+            for request in requests.chunks(1) {
+                results.push(match record_all(pool, request).await {
+                    Ok(mut calls) => answer(&mut calls, request[0].id),
+                    Err(error) => Err(error.into()),
+                });
+            }
+            results
+        }
+        Err(error) => vec![Err(error.into())],
+    }
+}
+
+/// One statement, committed on its own: each call (returned as recorded) and, in the `WITH`, its
+/// slot, which PostgreSQL updates after the calls' rows (the ledger's lock order).
+async fn record_all(pool: &PgPool, requests: &[RecordRequest]) -> sqlx::Result<HashMap<CallId, Call>> {
+    let ids: Vec<uuid::Uuid> = requests.iter().map(|r| r.id.as_uuid()).collect();
+    let executions: Vec<&str> = requests.iter().map(|r| r.execution_id.as_str()).collect();
+    let statuses: Vec<&str> = requests.iter().map(|r| r.status.as_str()).collect();
+    let calls = update_call_returning!(
+        r#"WITH answers AS (
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS a(call_id, answered_execution_id, answered_status)),
+           slots AS (
+             UPDATE active_calls s SET bolna_execution_id = a.answered_execution_id FROM answers a
+             WHERE s.id = a.call_id AND s.bolna_execution_id IS DISTINCT FROM a.answered_execution_id)
+           UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, a.answered_execution_id),
+                            status = CASE WHEN status = 'initiating' THEN a.answered_status ELSE status END,
+                            started_at = COALESCE(started_at, now()),
+                            reconcile_reason = NULL, error = NULL
+           FROM answers a
+           WHERE id = a.call_id"#,
+        &ids[..],
+        &executions[..] as _,
+        &statuses[..] as _
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(calls.into_iter().map(|call| (call.id, call)).collect())
 }
 
 /// `failed` with a reason, unless the call already ended; a campaign contact is settled.

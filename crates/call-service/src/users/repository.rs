@@ -60,12 +60,15 @@ pub async fn issue_api_key(conn: &mut PgConnection, user: UserId) -> sqlx::Resul
 }
 
 /// The user owning a presented, unrevoked key.
-#[tracing::instrument(name = "Authenticate an API key", skip_all)]
 pub async fn find_user_by_api_key(conn: &mut PgConnection, presented: &str) -> sqlx::Result<Option<User>> {
     if !ApiKeyHash::plausible(presented) {
         return Ok(None);
     }
-    let hash = ApiKeyHash::of(presented);
+    find_user_by_key_hash(conn, &ApiKeyHash::of(presented)).await
+}
+
+/// The user owning the unrevoked key with this hash.
+pub async fn find_user_by_key_hash(conn: &mut PgConnection, hash: &ApiKeyHash) -> sqlx::Result<Option<User>> {
     sqlx::query_as!(
         User,
         r#"SELECT u.id AS "id: UserId", u.name, u.direct_call_limit, u.campaign_call_limit, u.created_at, u.updated_at

@@ -5,8 +5,7 @@
 mod apply;
 mod store;
 
-pub(crate) use apply::apply_execution;
-use apply::apply_live_status;
+pub(crate) use apply::{apply_execution, apply_live_batch, Applied, LiveWebhook};
 pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
 
@@ -94,16 +93,27 @@ impl CallService {
         }
     }
 
-    /// A live status for a known call goes the lock-free way (two round trips); everything else —
-    /// a freed line, an unknown or not yet recorded execution, a lost race — in one transaction
-    /// under the call's row lock. Either way the event is stored with its outcome in the same
-    /// commit as its effect.
+    /// A live status for a known call goes the lock-free way, gathered with others into one batch
+    /// (see [`crate::batch`]); everything else — a freed line, an unknown or not yet recorded
+    /// execution, a lost race — in one transaction under the call's row lock. Either way the event
+    /// is stored with its outcome in the same commit as its effect.
     async fn store_and_apply(
         &self,
         event: &ReceivedEvent<'_>,
         execution: &Execution,
     ) -> Result<WebhookReceipt, CallError> {
-        let applied = match apply_live_status(self.pool(), execution, self.config(), event).await? {
+        let batched = match (LiveWebhook::applies_to(execution), event.body) {
+            (true, Some(body)) => {
+                let webhook = LiveWebhook {
+                    execution: execution.clone(),
+                    body: body.clone(),
+                    source_ip: event.source_ip.map(str::to_owned),
+                };
+                self.inner.webhooks.submit(webhook).await?
+            }
+            _ => None,
+        };
+        let applied = match batched {
             Some(applied) => applied,
             None => {
                 let mut tx = self.pool().begin().await?;

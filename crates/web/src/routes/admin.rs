@@ -174,6 +174,7 @@ pub async fn update(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    state.keys.forget_user(id);
     Ok(HttpResponse::Ok().json(UserResource::from(user)))
 }
 

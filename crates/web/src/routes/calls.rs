@@ -180,6 +180,6 @@ pub async fn concurrency(
     user: AuthenticatedUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let view: ConcurrencyView = state.calls.concurrency_of(&user.0).await?;
+    let view: ConcurrencyView = state.calls.concurrency_of(user.0.id).await?;
     Ok(HttpResponse::Ok().json(view))
 }

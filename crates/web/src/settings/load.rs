@@ -166,6 +166,20 @@ impl Settings {
         if self.server.workers > 1024 {
             return Err(malformed("server.workers", "must be at most 1024 (0: one per CPU core)".into()));
         }
+        for (key, value, most) in [
+            ("database.batch_workers", self.database.batch_workers, 64),
+            ("database.batch_max", self.database.batch_max, 1000),
+        ] {
+            if value == 0 || value > most {
+                return Err(malformed(key, format!("must be between 1 and {most}")));
+            }
+        }
+        if self.database.batch_workers > self.database.max_connections as usize {
+            return Err(malformed(
+                "database.batch_workers",
+                "must not exceed database.max_connections (each batch in flight holds a connection)".into(),
+            ));
+        }
         if self.database.min_connections > self.database.max_connections {
             return Err(malformed(
                 "database.min_connections",

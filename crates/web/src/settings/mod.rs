@@ -83,6 +83,21 @@ pub struct DatabaseSettings {
     /// count (issue 8).
     pub ping_idle_after_seconds: u64,
     pub run_migrations: bool,
+    /// Statements for batched admissions (and for recording Bolna's answers) in flight at once;
+    /// each holds one pooled connection while it runs.
+    #[serde(default = "default_batch_workers")]
+    pub batch_workers: usize,
+    /// Most calls one batched statement carries; 1 turns batching off.
+    #[serde(default = "default_batch_max")]
+    pub batch_max: usize,
+}
+
+fn default_batch_workers() -> usize {
+    4
+}
+
+fn default_batch_max() -> usize {
+    64
 }
 
 impl DatabaseSettings {
@@ -117,6 +132,14 @@ pub struct WebhookSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub admin_token: Option<SecretString>,
+    /// How long a valid API key is remembered (no database look-up), in seconds; 0 = look up every
+    /// request. A key revoked in the database keeps working at most this long.
+    #[serde(default = "default_key_cache_seconds")]
+    pub key_cache_seconds: u64,
+}
+
+fn default_key_cache_seconds() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
