@@ -26,7 +26,15 @@ pub struct ClientSettings {
     pub user_agent: String,
     pub start_retry: RetryPolicy,
     pub read_retry: RetryPolicy,
+    /// `POST /call` reuses a kept-alive connection only if it has been idle less than this (zero:
+    /// every call on a new connection). See [`BolnaClient`]'s `http_call`.
+    pub call_connection_reuse: Duration,
 }
+
+/// The default [`ClientSettings::call_connection_reuse`]: well under the keep-alive timeouts of
+/// common servers and proxies (5 s for uvicorn and Go's net/http, 60–75 s for load balancers and
+/// nginx), so a connection we reuse has not been closed by the other side meanwhile.
+pub const DEFAULT_CALL_CONNECTION_REUSE: Duration = Duration::from_secs(2);
 
 impl ClientSettings {
     pub fn new(base_url: impl Into<String>, api_key: SecretString) -> Self {
@@ -38,6 +46,7 @@ impl ClientSettings {
             user_agent: format!("switchboard/{}", env!("CARGO_PKG_VERSION")),
             start_retry: RetryPolicy::default(),
             read_retry: RetryPolicy::default(),
+            call_connection_reuse: DEFAULT_CALL_CONNECTION_REUSE,
         }
     }
 }
@@ -51,10 +60,14 @@ const MAX_PAGES_PER_WINDOW: u32 = 200;
 #[derive(Debug, Clone)]
 pub struct BolnaClient {
     http: reqwest::Client,
-    /// For `POST /call` only: never reuses an idle connection. A request that fails on a reused
-    /// connection the server has just closed cannot be proven unsent (outcome unknown); on a fresh
-    /// connection a refused connect proves nothing was sent, so the call can safely wait and retry.
-    http_fresh: reqwest::Client,
+    /// For `POST /call` only: reuses a kept-alive connection only while it has been idle less
+    /// than `call_connection_reuse`. A request that fails on a connection the server has just
+    /// closed as idle cannot be proven unsent (outcome unknown: the call then waits for the
+    /// reconciler instead of being retried); a connection idle for less than any server's
+    /// keep-alive timeout has not been closed that way, and on a new connection a refused connect
+    /// proves nothing was sent, so the call can safely wait and retry. Under load, calls then skip
+    /// the TCP (and TLS) handshake; a call after a quiet spell opens a new connection.
+    http_call: reqwest::Client,
     base_url: String,
     api_key: SecretString,
     start_retry: RetryPolicy,
@@ -72,10 +85,15 @@ impl BolnaClient {
         let build_error =
             |error: reqwest::Error| BolnaError::InvalidRequest(format!("building the HTTP client: {error}"));
         let http = builder().pool_idle_timeout(Duration::from_secs(60)).build().map_err(build_error)?;
-        let http_fresh = builder().pool_max_idle_per_host(0).build().map_err(build_error)?;
+        let http_call = match settings.call_connection_reuse.is_zero() {
+            true => builder().pool_max_idle_per_host(0),
+            false => builder().pool_idle_timeout(settings.call_connection_reuse),
+        }
+        .build()
+        .map_err(build_error)?;
         Ok(Self {
             http,
-            http_fresh,
+            http_call,
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
             api_key: settings.api_key,
             start_retry: settings.start_retry,
@@ -208,7 +226,7 @@ impl BolnaClient {
         body: Option<&impl Serialize>,
     ) -> Result<T, BolnaError> {
         let started = Instant::now();
-        let client = if method == Method::POST && path == "/call" { &self.http_fresh } else { &self.http };
+        let client = if method == Method::POST && path == "/call" { &self.http_call } else { &self.http };
         let mut request = client
             .request(method, format!("{}{path}", self.base_url))
             .bearer_auth(self.api_key.expose_secret())

@@ -16,7 +16,9 @@ mod error;
 pub mod models;
 mod retry;
 
-pub use client::{BolnaClient, ClientSettings, MAX_LISTING_WINDOW, MAX_PAGE_SIZE};
+pub use client::{
+    BolnaClient, ClientSettings, DEFAULT_CALL_CONNECTION_REUSE, MAX_LISTING_WINDOW, MAX_PAGE_SIZE,
+};
 pub use error::{BolnaError, StartOutcome};
 pub use models::*;
 pub use retry::RetryPolicy;

@@ -432,3 +432,72 @@ async fn read_timeouts_are_retried_then_reported() {
 
     assert!(matches!(error, BolnaError::Timeout));
 }
+
+/// A bare HTTP/1.1 server that answers every request with the documented `POST /call` answer on
+/// kept-alive connections, and counts the connections it accepted.
+async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let body = serde_json::to_vec(&fixture("call_response.json")).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(read @ 1..) = socket.read(&mut chunk).await {
+                    buffer.extend_from_slice(&chunk[..read]);
+                    // Answer every complete request (head, then a body of Content-Length bytes).
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length:"))
+                            .map_or(0, |value| value.trim().parse().unwrap());
+                        if buffer.len() < end + 4 + length {
+                            break;
+                        }
+                        buffer.drain(..end + 4 + length);
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        socket.write_all(head.as_bytes()).await.unwrap();
+                        socket.write_all(&body).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn a_call_reuses_a_connection_only_while_it_has_been_idle_briefly() {
+    use std::sync::atomic::Ordering;
+    let (url, accepted) = counting_server().await;
+    let client = |reuse: Duration| {
+        let mut settings = ClientSettings::new(url.clone(), SecretString::from(KEY));
+        settings.call_connection_reuse = reuse;
+        BolnaClient::new(settings).unwrap()
+    };
+
+    let brief = client(Duration::from_millis(300));
+    brief.start_call(&call_request()).await.unwrap();
+    brief.start_call(&call_request()).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "back-to-back calls share one connection");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    brief.start_call(&call_request()).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "after a quiet spell past the window: a new connection");
+
+    let never = client(Duration::ZERO);
+    never.start_call(&call_request()).await.unwrap();
+    never.start_call(&call_request()).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 4, "without a window every call connects anew");
+}

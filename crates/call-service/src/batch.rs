@@ -29,7 +29,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { workers: 4, max_batch: 64 }
+        Self { workers: 1, max_batch: 64 }
     }
 }
 
@@ -57,12 +57,13 @@ where
 {
     /// Starts `config.workers` workers on `runtime`. `run` gets each batch in arrival order and
     /// must answer every request, in the same order (one failed request must not fail the others:
-    /// `run` isolates them itself). `on_batch` is told each batch's size (for metrics).
+    /// `run` isolates them itself). `on_batch` is told each batch's size and how long it ran (for
+    /// metrics).
     pub fn start<Run, Fut>(
         name: &'static str,
         config: BatchConfig,
         runtime: &tokio::runtime::Handle,
-        on_batch: impl Fn(usize) + Send + Sync + 'static,
+        on_batch: impl Fn(usize, std::time::Duration) + Send + Sync + 'static,
         run: Run,
     ) -> Self
     where
@@ -79,11 +80,12 @@ where
             let (receiver, run, on_batch) = (receiver.clone(), run.clone(), on_batch.clone());
             runtime.spawn(async move {
                 while let Some(jobs) = next_batch(&receiver, max_batch).await {
-                    on_batch(jobs.len());
+                    let started = std::time::Instant::now();
                     let (requests, replies): (Vec<_>, Vec<_>) =
                         jobs.into_iter().map(|job| (job.request, job.reply)).unzip();
                     let expected = replies.len();
                     let mut results = run(requests).await.into_iter();
+                    on_batch(expected, started.elapsed());
                     for reply in replies {
                         let result = results.next().unwrap_or_else(|| {
                             Err(CallError::Unexpected(anyhow::anyhow!(
@@ -144,7 +146,7 @@ mod tests {
             "test",
             BatchConfig { workers: 2, max_batch: 16 },
             &tokio::runtime::Handle::current(),
-            move |size| {
+            move |size, _| {
                 seen.fetch_max(size, Ordering::Relaxed);
             },
             |requests: Vec<u32>| async move {
@@ -175,7 +177,7 @@ mod tests {
             "short",
             BatchConfig { workers: 1, max_batch: 1 },
             &tokio::runtime::Handle::current(),
-            |_| {},
+            |_, _| {},
             |_requests: Vec<u32>| async move { Vec::new() },
         );
         let error = batcher.submit(1).await.expect_err("no answer");

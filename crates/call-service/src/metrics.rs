@@ -25,6 +25,8 @@ pub struct Metrics {
     pub bolna_circuit_open: IntGauge,
     /// Requests per batched statement, by kind (`admit`, `record`, `webhook`): see `batch`.
     pub batch_size: HistogramVec,
+    /// Seconds per batched statement (with its commit), by kind.
+    pub batch_seconds: HistogramVec,
     // Filled at scrape time from the database.
     pub slots_in_use: IntGaugeVec,
     pub slot_limits: IntGaugeVec,
@@ -77,6 +79,12 @@ impl Metrics {
             batch_size: HistogramVec::new(
                 HistogramOpts::new("db_batch_size", "Requests per batched database statement, by kind")
                     .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+                &["kind"],
+            )
+            .expect(DEFINITION),
+            batch_seconds: HistogramVec::new(
+                HistogramOpts::new("db_batch_seconds", "Seconds per batched database statement, by kind")
+                    .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0]),
                 &["kind"],
             )
             .expect(DEFINITION),
@@ -140,6 +148,7 @@ impl Metrics {
             Box::new(self.reconciler_actions.clone()),
             Box::new(self.admissions.clone()),
             Box::new(self.batch_size.clone()),
+            Box::new(self.batch_seconds.clone()),
             Box::new(self.bolna_circuit_open.clone()),
             Box::new(self.slots_in_use.clone()),
             Box::new(self.slot_limits.clone()),

@@ -106,12 +106,18 @@ impl CallService {
         let metrics = Metrics::new();
         let admissions = {
             let (pool, settings) = (pool.clone(), AdmissionSettings::from(&config));
-            let sizes = metrics.batch_size.with_label_values(&["admit"]);
+            let (sizes, seconds) = (
+                metrics.batch_size.with_label_values(&["admit"]),
+                metrics.batch_seconds.with_label_values(&["admit"]),
+            );
             Batcher::start(
                 "admit",
                 config.batch,
                 &runtime,
-                move |size| sizes.observe(size as f64),
+                move |size, took| {
+                    sizes.observe(size as f64);
+                    seconds.observe(took.as_secs_f64());
+                },
                 move |requests| {
                     let pool = pool.clone();
                     async move { admit_batch(&pool, settings, requests).await }
@@ -120,12 +126,18 @@ impl CallService {
         };
         let records = {
             let pool = pool.clone();
-            let sizes = metrics.batch_size.with_label_values(&["record"]);
+            let (sizes, seconds) = (
+                metrics.batch_size.with_label_values(&["record"]),
+                metrics.batch_seconds.with_label_values(&["record"]),
+            );
             Batcher::start(
                 "record",
                 config.batch,
                 &runtime,
-                move |size| sizes.observe(size as f64),
+                move |size, took| {
+                    sizes.observe(size as f64);
+                    seconds.observe(took.as_secs_f64());
+                },
                 move |requests| {
                     let pool = pool.clone();
                     async move { record_batch(&pool, requests).await }
@@ -134,12 +146,18 @@ impl CallService {
         };
         let webhooks = {
             let (pool, lease) = (pool.clone(), config.lease);
-            let sizes = metrics.batch_size.with_label_values(&["webhook"]);
+            let (sizes, seconds) = (
+                metrics.batch_size.with_label_values(&["webhook"]),
+                metrics.batch_seconds.with_label_values(&["webhook"]),
+            );
             Batcher::start(
                 "webhook",
                 config.batch,
                 &runtime,
-                move |size| sizes.observe(size as f64),
+                move |size, took| {
+                    sizes.observe(size as f64);
+                    seconds.observe(took.as_secs_f64());
+                },
                 move |requests| {
                     let pool = pool.clone();
                     async move { apply_live_batch(&pool, lease, requests).await }

@@ -19,6 +19,7 @@ pub fn bolna_client(settings: &Settings) -> anyhow::Result<BolnaClient> {
     let mut client = ClientSettings::new(settings.bolna.base_url.clone(), key);
     client.request_timeout = Duration::from_secs(settings.bolna.timeout_seconds);
     client.connect_timeout = Duration::from_secs(settings.bolna.connect_timeout_seconds);
+    client.call_connection_reuse = Duration::from_millis(settings.bolna.call_connection_reuse_ms);
     Ok(BolnaClient::new(client)?)
 }
 

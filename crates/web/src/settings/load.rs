@@ -174,6 +174,12 @@ impl Settings {
                 return Err(malformed(key, format!("must be between 1 and {most}")));
             }
         }
+        if self.bolna.call_connection_reuse_ms > 60_000 {
+            return Err(malformed(
+                "bolna.call_connection_reuse_ms",
+                "must be at most 60000: longer than servers keep idle connections open".into(),
+            ));
+        }
         if self.database.batch_workers > self.database.max_connections as usize {
             return Err(malformed(
                 "database.batch_workers",

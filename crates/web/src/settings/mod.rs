@@ -93,7 +93,7 @@ pub struct DatabaseSettings {
 }
 
 fn default_batch_workers() -> usize {
-    4
+    1
 }
 
 fn default_batch_max() -> usize {
@@ -118,6 +118,15 @@ pub struct BolnaSettings {
     pub connect_timeout_seconds: u64,
     pub circuit_failure_threshold: u32,
     pub circuit_cooldown_seconds: u64,
+    /// `POST /call` reuses a kept-alive connection only if it has been idle less than this many
+    /// milliseconds; 0 opens a new connection for every call. Keep it below Bolna's keep-alive
+    /// timeout: a call sent on a connection the server has just closed has an unknown outcome.
+    #[serde(default = "default_call_connection_reuse_ms")]
+    pub call_connection_reuse_ms: u64,
+}
+
+fn default_call_connection_reuse_ms() -> u64 {
+    bolna_client::DEFAULT_CALL_CONNECTION_REUSE.as_millis() as u64
 }
 
 #[derive(Debug, Clone, Deserialize)]
