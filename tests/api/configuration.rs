@@ -137,3 +137,25 @@ impl Write for CapturedWriter {
         Ok(())
     }
 }
+
+#[tokio::test]
+async fn batch_connections_plan_once_as_index_lookups_unless_turned_off() {
+    let database_url = crate::helpers::fresh_database().await;
+    let show = |generic: bool| {
+        let mut settings = test_settings(&[]);
+        settings.database.url = Some(secrecy::SecretString::from(database_url.clone()));
+        settings.database.batch_generic_plans = generic;
+        async move {
+            let pool = web::database::lazy_batch_pool(&settings.database).expect("a batch pool");
+            let mode: String =
+                sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.expect("shown");
+            let seqscan: String =
+                sqlx::query_scalar("SHOW enable_seqscan").fetch_one(&pool).await.expect("shown");
+            (mode, seqscan)
+        }
+    };
+
+    assert!(test_settings(&[]).database.batch_generic_plans, "on by default");
+    assert_eq!(show(true).await, ("force_generic_plan".to_owned(), "off".to_owned()));
+    assert_eq!(show(false).await, ("auto".to_owned(), "on".to_owned()));
+}

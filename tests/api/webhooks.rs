@@ -254,7 +254,8 @@ async fn a_webhook_naming_our_call_for_another_execution_is_not_applied_to_it() 
 #[tokio::test]
 async fn racing_live_webhooks_for_the_same_calls_are_each_stored_once_and_move_each_call_once_per_status() {
     // Live statuses take the lock-free path (read, then a write guarded by the status read); a
-    // write that lost a race falls back to the row lock. Race many of them on a few calls.
+    // second webhook for a call already in the batch goes again with the next batch, and a write
+    // that lost a race falls back to the row lock. Race many of them on a few calls.
     let app = crate::helpers::spawn_app().await;
     // The simulator's own webhooks go nowhere: only the raced ones reach the app.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

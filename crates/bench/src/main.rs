@@ -4,6 +4,7 @@
 
 mod chart;
 mod environment;
+mod profile;
 mod report;
 mod scenarios;
 
@@ -43,22 +44,33 @@ async fn main() -> anyhow::Result<()> {
     // Databases an interrupted run left behind (a finished run drops its own).
     local_postgres::drop_stale_databases(&admin_url, "bench", std::time::Duration::from_secs(3600)).await?;
     let mut figures = Vec::new();
-    let notes = vec![
+    let mut notes = vec![
         "Latencies are measured over real HTTP on loopback; the simulator answers at once.".to_owned(),
         "Each Switchboard server is a separate `switchboard serve` process (release build) on loopback."
             .to_owned(),
     ];
     let mut curves = Vec::new();
     let mut plans = Vec::new();
+    let mut profiles = Vec::new();
 
     const CLIENTS: u32 = 32;
     let seconds: u32 = if args.quick { 3 } else { 10 };
-    eprintln!("baseline: pgbench at {CLIENTS} clients, {seconds} s per script");
-    let baseline = scenarios::baseline::run(&admin_url, CLIENTS, seconds).await?;
+    let repeats = if args.quick { 1 } else { 3 };
+    eprintln!("baseline: pgbench at {CLIENTS} clients, {seconds} s per script, {repeats} runs each");
+    let window = profile::Window::start(None).await;
+    let baseline = scenarios::baseline::run(&admin_url, CLIENTS, seconds, repeats).await?;
+    profiles.push(window.finish("pgbench (both scripts)", None, None).await);
     let admission_baseline = baseline.admission_tps / 2.0;
+    let runs = |runs: &[f64]| runs.iter().map(|tps| format!("{tps:.0}")).collect::<Vec<_>>().join(", ");
+    notes.push(format!(
+        "pgbench baselines are the median of {repeats} runs of {seconds} s each: 2-write script {} tps, \
+         insert+update script {} tps.",
+        runs(&baseline.admission_runs),
+        runs(&baseline.webhook_runs)
+    ));
 
     if wanted("throughput") {
-        let users = if args.quick { 100 } else { 1000 };
+        let users = if args.quick { 400 } else { 1000 };
         eprintln!("throughput: {users} users x 50 slots, {CLIENTS} clients, {seconds} s");
         let throughput_stack =
             environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?;
@@ -67,9 +79,12 @@ async fn main() -> anyhow::Result<()> {
         // database), so the window measures steady state, not plans made for empty tables.
         scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, 3).await?;
         throughput_stack.analyze().await?;
+        let window = profile::Window::start(Some(&throughput_stack)).await;
         let admissions =
             scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, seconds.into())
                 .await?;
+        let done = admissions * f64::from(seconds);
+        profiles.push(window.finish("admissions", Some(&throughput_stack), Some((done, "admission"))).await);
         figures.push(Figure {
             name: format!(
                 "call admissions/s at {CLIENTS} clients (admitted, handed to Bolna, execution ID recorded)"
@@ -82,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             target: ">= 0.6 x baseline".into(),
             met: admissions / admission_baseline >= 0.6,
         });
+        let window = profile::Window::start(Some(&throughput_stack)).await;
         let webhooks = scenarios::throughput::webhooks(
             &throughput_stack,
             &throughput_stack.database_url,
@@ -89,6 +105,8 @@ async fn main() -> anyhow::Result<()> {
             seconds.into(),
         )
         .await?;
+        let done = webhooks * f64::from(seconds);
+        profiles.push(window.finish("webhooks", Some(&throughput_stack), Some((done, "webhook"))).await);
         figures.push(Figure {
             name: format!("webhook events stored and applied/s at {CLIENTS} clients (15% duplicates)"),
             value: webhooks,
@@ -113,10 +131,16 @@ async fn main() -> anyhow::Result<()> {
         );
         let steady_keys =
             std::sync::Arc::new(steady_stack.users(if args.quick { 20 } else { 50 }, 200).await?);
-        let mut steady = scenarios::steady_rate::run(steady_stack, steady_keys, RATE, seconds.into()).await?;
+        let mut direct_ms = scenarios::steady_rate::direct(&steady_stack, RATE, seconds.into()).await?;
+        let window = profile::Window::start(Some(&steady_stack)).await;
+        let mut switchboard_ms =
+            scenarios::steady_rate::switchboard(steady_stack.clone(), steady_keys, RATE, seconds.into())
+                .await?;
+        let done = switchboard_ms.len() as f64;
+        profiles.push(window.finish("steady 200/s", Some(&steady_stack), Some((done, "call start"))).await);
         for (p, limit) in [(50.0, 3.0), (99.0, 15.0)] {
-            let value = percentile(&mut steady.switchboard_ms, p);
-            let baseline = percentile(&mut steady.direct_ms, p);
+            let value = percentile(&mut switchboard_ms, p);
+            let baseline = percentile(&mut direct_ms, p);
             figures.push(Figure {
                 name: format!("call start latency at a steady {RATE}/s (simulator answers at once), p{p:.0}"),
                 value,
@@ -155,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if wanted("instances") {
-        let per_instance_users = if args.quick { 100 } else { 1000 };
+        let per_instance_users = if args.quick { 400 } else { 1000 };
         let instance_counts: &[usize] = if args.quick { &[1, 2] } else { &[1, 2, 4] };
         let mut by_instances = Vec::new();
         for &instances in instance_counts {
@@ -165,8 +189,12 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
             let keys = stack.users(per_instance_users, 50).await?;
+            let window = profile::Window::start(Some(&stack)).await;
             let rate =
                 scenarios::throughput::admissions(&stack, &keys, CLIENTS as usize, seconds.into()).await?;
+            let done = rate * f64::from(seconds);
+            let name = format!("admissions, {instances} processes");
+            profiles.push(window.finish(&name, Some(&stack), Some((done, "admission"))).await);
             by_instances.push((instances as f64, vec![rate, admission_baseline]));
         }
         let first_rate = by_instances.first().map_or(f64::NAN, |p| p.1[0]);
@@ -278,7 +306,8 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let report = Report { machine: report::machine(), quick: args.quick, figures, curves, plans, notes };
+    let report =
+        Report { machine: report::machine(), quick: args.quick, figures, curves, plans, profiles, notes };
     report.write(&args.out)?;
     println!("{}", report.markdown());
     let missing: Vec<&str> = report

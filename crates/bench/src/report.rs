@@ -61,6 +61,8 @@ pub struct Report {
     pub curves: Vec<Curve>,
     /// `EXPLAIN (ANALYZE, BUFFERS)` of hot statements on the large data set: (statement, plan).
     pub plans: Vec<(String, String)>,
+    /// Where the time went in each measured window (CPU by process group, idle, steal, batches).
+    pub profiles: Vec<crate::profile::Profile>,
     pub notes: Vec<String>,
 }
 
@@ -107,6 +109,7 @@ impl Report {
             }
             out.push_str(&format!("\n{}\n", curve.verdict));
         }
+        out.push_str(&crate::profile::markdown(&self.profiles));
         if !self.plans.is_empty() {
             out.push_str("\n## Query plans on the large data set\n");
             for (name, plan) in &self.plans {

@@ -31,10 +31,18 @@ pub struct ClientSettings {
     pub call_connection_reuse: Duration,
 }
 
-/// The default [`ClientSettings::call_connection_reuse`]: well under the keep-alive timeouts of
-/// common servers and proxies (5 s for uvicorn and Go's net/http, 60–75 s for load balancers and
-/// nginx), so a connection we reuse has not been closed by the other side meanwhile.
-pub const DEFAULT_CALL_CONNECTION_REUSE: Duration = Duration::from_secs(2);
+/// The default [`ClientSettings::call_connection_reuse`]: none, every call on a new connection.
+///
+/// Reuse saves the TCP (and TLS) handshake of each call, but a call written on a kept-alive
+/// connection that Bolna closes at that moment — a restart, a deploy, a proxy's idle cut — has an
+/// unknown outcome: it keeps its slot until the reconciler asks Bolna, and is failed "not placed"
+/// after the grace period when Bolna never got it. On a new connection a refused connect proves
+/// nothing was sent, and the call is simply re-queued. A window well under Bolna's keep-alive
+/// timeout (a few seconds; 5 s is the shortest common server default) avoids the idle cuts but not
+/// the restarts. On loopback reuse saved about 85 µs of CPU of a call start's 950 µs (client and
+/// simulator sides together, issue 8's benchmark); across the internet it also saves a TLS
+/// handshake's round trips. Worth it for some deployments, not by default.
+pub const DEFAULT_CALL_CONNECTION_REUSE: Duration = Duration::ZERO;
 
 impl ClientSettings {
     pub fn new(base_url: impl Into<String>, api_key: SecretString) -> Self {

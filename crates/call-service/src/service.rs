@@ -14,7 +14,7 @@ use crate::calls::starter::{record_batch, RecordRequest};
 use crate::calls::{Admitted, Call};
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
-use crate::webhooks::{apply_live_batch, Applied, LiveWebhook};
+use crate::webhooks::{apply_live_batch, LiveOutcome, LiveWebhook};
 
 /// The knobs of the call lifecycle.
 #[derive(Debug, Clone)]
@@ -94,18 +94,21 @@ pub(crate) struct Inner {
     pub admissions: Batcher<AdmissionRequest, Admitted>,
     /// Bolna's acceptances to record, gathered into batches.
     pub records: Batcher<RecordRequest, Call>,
-    /// Webhooks with live statuses, gathered into batches (`None`: apply it under the row lock).
-    pub webhooks: Batcher<LiveWebhook, Option<Applied>>,
+    /// Webhooks with live statuses, gathered into batches.
+    pub webhooks: Batcher<LiveWebhook, LiveOutcome>,
 }
 
 impl CallService {
     /// Must be called on the runtime that outlives the HTTP server (the process's main runtime).
-    pub fn new(pool: PgPool, bolna: BolnaClient, config: ServiceConfig) -> Self {
+    /// `batch_pool` carries the batched statements (admissions, Bolna's answers, live webhooks):
+    /// the same database, on connections that may be set up for them (the web layer's plan once,
+    /// see its `database::lazy_batch_pool`); `pool` carries everything else.
+    pub fn new(pool: PgPool, batch_pool: PgPool, bolna: BolnaClient, config: ServiceConfig) -> Self {
         let gate = BolnaGate::new(config.gate);
         let runtime = tokio::runtime::Handle::current();
         let metrics = Metrics::new();
         let admissions = {
-            let (pool, settings) = (pool.clone(), AdmissionSettings::from(&config));
+            let (pool, settings) = (batch_pool.clone(), AdmissionSettings::from(&config));
             let (sizes, seconds) = (
                 metrics.batch_size.with_label_values(&["admit"]),
                 metrics.batch_seconds.with_label_values(&["admit"]),
@@ -125,7 +128,7 @@ impl CallService {
             )
         };
         let records = {
-            let pool = pool.clone();
+            let pool = batch_pool.clone();
             let (sizes, seconds) = (
                 metrics.batch_size.with_label_values(&["record"]),
                 metrics.batch_seconds.with_label_values(&["record"]),
@@ -145,7 +148,7 @@ impl CallService {
             )
         };
         let webhooks = {
-            let (pool, lease) = (pool.clone(), config.lease);
+            let (pool, lease) = (batch_pool, config.lease);
             let (sizes, seconds) = (
                 metrics.batch_size.with_label_values(&["webhook"]),
                 metrics.batch_seconds.with_label_values(&["webhook"]),

@@ -44,5 +44,6 @@ pub fn call_service(settings: &Settings, pool: PgPool, clock: Arc<dyn Clock>) ->
         },
         ..ServiceConfig::default()
     };
-    Ok(CallService::new(pool, bolna_client(settings)?, config))
+    let batch_pool = crate::database::lazy_batch_pool(&settings.database)?;
+    Ok(CallService::new(pool, batch_pool, bolna_client(settings)?, config))
 }

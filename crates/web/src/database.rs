@@ -26,6 +26,31 @@ pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     Ok(pool_options(settings).connect_lazy_with(connect_options(settings)?))
 }
 
+/// The pool of the batched hot statements (see `call_service::batch`): admissions, Bolna's answers
+/// and live webhooks, each sent for many calls at once. With `database.batch_generic_plans` its
+/// connections plan each of those statements once and as index lookups:
+/// - `plan_cache_mode = force_generic_plan`: PostgreSQL would otherwise plan them anew on every
+///   execution — their arrays make every custom plan look cheaper than the generic one — and
+///   planning was most of their database time (issue 8: 1.0 ms of planning against 0.15 ms of
+///   execution for the admission's decision query);
+/// - `enable_seqscan = off`: a generic plan made while a table is nearly empty (a new database, the
+///   first minutes after a deploy) would scan it whole and keep doing so as it grows until
+///   autovacuum's next ANALYZE; every one of these statements finds its rows by key, so an index
+///   path is always the right one (a statement without one still gets a sequential scan).
+///
+/// Everything else (listings, whose best plans depend on their filters) runs on the main pool with
+/// PostgreSQL's defaults. `database.batch_workers` connections per kind (three kinds) plus two for
+/// the one-by-one retries of a failed batch; lazy like the main pool.
+pub fn lazy_batch_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let mut options = connect_options(settings)?;
+    if settings.batch_generic_plans {
+        options = options.options([("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")]);
+    }
+    let connections =
+        u32::try_from(settings.batch_workers.saturating_mul(3).saturating_add(2)).unwrap_or(u32::MAX);
+    Ok(pool_options(settings).max_connections(connections).min_connections(0).connect_lazy_with(options))
+}
+
 /// Checks that the database answers, with a one-line error naming the target and the cause
 /// (refused, unknown host, authentication, missing database) when it does not.
 pub async fn check_reachable(settings: &DatabaseSettings) -> anyhow::Result<()> {

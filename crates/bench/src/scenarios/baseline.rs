@@ -21,13 +21,17 @@ UPDATE bench_targets SET status = 'ringing', updated_at = now() WHERE id = :id;
 COMMIT;
 "#;
 
-/// Transactions per second of both scripts at `clients` clients.
+/// Transactions per second of both scripts at `clients` clients: the median of the runs, and
+/// every run (on a shared machine one run can be a fifth off the next).
 pub struct Baseline {
     pub admission_tps: f64,
     pub webhook_tps: f64,
+    pub admission_runs: Vec<f64>,
+    pub webhook_runs: Vec<f64>,
 }
 
-pub async fn run(admin_url: &str, clients: u32, seconds: u32) -> anyhow::Result<Baseline> {
+/// Runs each script `repeats` times, alternating, for `seconds` each.
+pub async fn run(admin_url: &str, clients: u32, seconds: u32, repeats: usize) -> anyhow::Result<Baseline> {
     let url = local_postgres::ensure_database(admin_url, "switchboard_pgbench").await?;
     let mut conn = PgConnection::connect(&url).await?;
     conn.execute(
@@ -43,9 +47,27 @@ pub async fn run(admin_url: &str, clients: u32, seconds: u32) -> anyhow::Result<
     )
     .await?;
     conn.close().await.ok();
-    let admission_tps = pgbench(&url, ADMISSION, clients, seconds)?;
-    let webhook_tps = pgbench(&url, WEBHOOK, clients, seconds)?;
-    Ok(Baseline { admission_tps, webhook_tps })
+    let (mut admission_runs, mut webhook_runs) = (Vec::new(), Vec::new());
+    for _ in 0..repeats.max(1) {
+        admission_runs.push(pgbench(&url, ADMISSION, clients, seconds)?);
+        webhook_runs.push(pgbench(&url, WEBHOOK, clients, seconds)?);
+    }
+    Ok(Baseline {
+        admission_tps: median(&admission_runs),
+        webhook_tps: median(&webhook_runs),
+        admission_runs,
+        webhook_runs,
+    })
+}
+
+fn median(runs: &[f64]) -> f64 {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 fn pgbench(url: &str, script: &str, clients: u32, seconds: u32) -> anyhow::Result<f64> {

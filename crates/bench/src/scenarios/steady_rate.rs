@@ -36,7 +36,9 @@ where
             let started = Instant::now();
             if send(n).await && n >= warm_up {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
-                if ms > 10.0 { eprintln!("SLOW n={n} ms={ms:.1}"); }
+                if ms > 10.0 {
+                    eprintln!("SLOW n={n} ms={ms:.1}");
+                }
                 latencies.lock().await.push(ms);
             }
         }));
@@ -46,17 +48,8 @@ where
     latencies
 }
 
-pub struct SteadyRate {
-    pub switchboard_ms: Vec<f64>,
-    pub direct_ms: Vec<f64>,
-}
-
-pub async fn run(
-    stack: Arc<Stack>,
-    keys: Arc<Vec<String>>,
-    rate: u32,
-    seconds: u64,
-) -> anyhow::Result<SteadyRate> {
+/// `POST /call` straight to the simulator at `rate` for `seconds`: the baseline's latencies (ms).
+pub async fn direct(stack: &Stack, rate: u32, seconds: u64) -> anyhow::Result<Vec<f64>> {
     let direct_url = format!("{}/call", stack.sim.base_url());
     let http = stack.http.clone();
     let direct_ms = open_loop(rate, seconds, move |n| {
@@ -72,6 +65,17 @@ pub async fn run(
         }
     })
     .await;
+    anyhow::ensure!(!direct_ms.is_empty(), "no request to the simulator succeeded");
+    Ok(direct_ms)
+}
+
+/// Call starts through Switchboard at `rate` for `seconds`, spread over `keys`: latencies (ms).
+pub async fn switchboard(
+    stack: Arc<Stack>,
+    keys: Arc<Vec<String>>,
+    rate: u32,
+    seconds: u64,
+) -> anyhow::Result<Vec<f64>> {
     let switchboard_ms = open_loop(rate, seconds, move |n| {
         let (stack, keys) = (stack.clone(), keys.clone());
         async move {
@@ -80,6 +84,6 @@ pub async fn run(
         }
     })
     .await;
-    anyhow::ensure!(!switchboard_ms.is_empty() && !direct_ms.is_empty(), "no request succeeded");
-    Ok(SteadyRate { switchboard_ms, direct_ms })
+    anyhow::ensure!(!switchboard_ms.is_empty(), "no call start succeeded");
+    Ok(switchboard_ms)
 }

@@ -5,7 +5,7 @@
 mod apply;
 mod store;
 
-pub(crate) use apply::{apply_execution, apply_live_batch, Applied, LiveWebhook};
+pub(crate) use apply::{apply_execution, apply_live_batch, LiveOutcome, LiveWebhook};
 pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
 
@@ -16,6 +16,10 @@ use crate::error::CallError;
 use crate::service::CallService;
 use crate::CallId;
 use store::insert_event;
+
+/// How many batches a live webhook tries before it takes the row lock: a call's webhooks rarely
+/// come more than three at once.
+const BATCH_TRIES: usize = 3;
 
 /// What happened to a received webhook.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,25 +98,31 @@ impl CallService {
     }
 
     /// A live status for a known call goes the lock-free way, gathered with others into one batch
-    /// (see [`crate::batch`]); everything else — a freed line, an unknown or not yet recorded
-    /// execution, a lost race — in one transaction under the call's row lock. Either way the event
-    /// is stored with its outcome in the same commit as its effect.
+    /// (see [`crate::batch`]); a second one for a call already in the batch goes again with the
+    /// next batch (up to [`BATCH_TRIES`] times); everything else — a freed line, an unknown or not
+    /// yet recorded execution, a lost race — in one transaction under the call's row lock. Either
+    /// way the event is stored with its outcome in the same commit as its effect.
     async fn store_and_apply(
         &self,
         event: &ReceivedEvent<'_>,
         execution: &Execution,
     ) -> Result<WebhookReceipt, CallError> {
-        let batched = match (LiveWebhook::applies_to(execution), event.body) {
-            (true, Some(body)) => {
+        let mut batched = None;
+        if let (true, Some(body)) = (LiveWebhook::applies_to(execution), event.body) {
+            for _ in 0..BATCH_TRIES {
                 let webhook = LiveWebhook {
                     execution: execution.clone(),
                     body: body.clone(),
                     source_ip: event.source_ip.map(str::to_owned),
                 };
-                self.inner.webhooks.submit(webhook).await?
+                match self.inner.webhooks.submit(webhook).await? {
+                    LiveOutcome::Done(applied) => batched = Some(*applied),
+                    LiveOutcome::SameCallInBatch => continue,
+                    LiveOutcome::Locked => {}
+                }
+                break;
             }
-            _ => None,
-        };
+        }
         let applied = match batched {
             Some(applied) => applied,
             None => {

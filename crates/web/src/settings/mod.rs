@@ -90,6 +90,14 @@ pub struct DatabaseSettings {
     /// Most calls one batched statement carries; 1 turns batching off.
     #[serde(default = "default_batch_max")]
     pub batch_max: usize,
+    /// The batched statements run on connections that plan them once (generic plans) instead of
+    /// on every execution; see `database::lazy_batch_pool`.
+    #[serde(default = "default_batch_generic_plans")]
+    pub batch_generic_plans: bool,
+}
+
+fn default_batch_generic_plans() -> bool {
+    true
 }
 
 fn default_batch_workers() -> usize {
@@ -119,8 +127,9 @@ pub struct BolnaSettings {
     pub circuit_failure_threshold: u32,
     pub circuit_cooldown_seconds: u64,
     /// `POST /call` reuses a kept-alive connection only if it has been idle less than this many
-    /// milliseconds; 0 opens a new connection for every call. Keep it below Bolna's keep-alive
-    /// timeout: a call sent on a connection the server has just closed has an unknown outcome.
+    /// milliseconds; 0 (the default) opens a new connection for every call. Keep it below Bolna's
+    /// keep-alive timeout: a call sent on a connection the server has just closed has an unknown
+    /// outcome (see `bolna_client::DEFAULT_CALL_CONNECTION_REUSE`).
     #[serde(default = "default_call_connection_reuse_ms")]
     pub call_connection_reuse_ms: u64,
 }
