@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u32 = if args.quick { 3 } else { 10 };
     let repeats = if args.quick { 1 } else { 3 };
     eprintln!("baseline: pgbench at {CLIENTS} clients, {seconds} s per script, {repeats} runs each");
-    let window = profile::Window::start(None).await;
+    let window = profile::Window::machine_only().await;
     let baseline = scenarios::baseline::run(&admin_url, CLIENTS, seconds, repeats).await?;
     profiles.push(window.finish("pgbench (both scripts)", None, None).await);
     let admission_baseline = baseline.admission_tps / 2.0;
@@ -208,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
         series: vec!["admissions/s".into(), "pgbench 2-write tps / 2".into()],
         points: by_instances,
         verdict: format!(
-            "Lowest rate {:.0}/s against {:.0}/s with one process ({}: the target is that it does not fall as processes are added;              within 10% counts as not falling on a 2-core machine where the processes share the cores with PostgreSQL).",
+            "Lowest rate {:.0}/s against {:.0}/s with one process ({}: the target is that it does not fall as processes are added; within 10% counts as not falling on a 2-core machine where the processes share the cores with PostgreSQL).",
             lowest_rate,
             first_rate,
             if lowest_rate >= 0.9 * first_rate { "met" } else { "**not met**" }

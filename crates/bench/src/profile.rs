@@ -19,8 +19,11 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub struct Profile {
     pub scenario: String,
     pub seconds: f64,
-    /// Cores busy on average, by group: `postgres`, `servers`, `client+simulator`.
+    /// Cores busy on average, by group: `postgres`, `servers`, `client+simulator` (empty when the
+    /// window's processes were too short-lived to count: pgbench's connections).
     pub cores: Vec<(String, f64)>,
+    /// Cores busy on average, the whole machine.
+    pub busy_cores: f64,
     /// Share of all CPU time that was idle, and that the hypervisor stole.
     pub idle_percent: f64,
     pub steal_percent: f64,
@@ -41,6 +44,8 @@ pub struct BatchStat {
 
 /// A window being measured.
 pub struct Window {
+    /// Whether to count CPU by process group (processes alive at both ends of the window).
+    by_group: bool,
     started: Instant,
     system: SystemTicks,
     groups: HashMap<&'static str, f64>,
@@ -49,7 +54,19 @@ pub struct Window {
 }
 
 impl Window {
+    /// A window counting CPU by process group: PostgreSQL's backends, the stack's servers, this
+    /// process. A process that starts and exits inside the window is not seen.
     pub async fn start(stack: Option<&Stack>) -> Self {
+        Self::starting(stack, true).await
+    }
+
+    /// A window counting only the machine's busy, idle and stolen time (for pgbench, whose
+    /// connections come and go within it).
+    pub async fn machine_only() -> Self {
+        Self::starting(None, false).await
+    }
+
+    async fn starting(stack: Option<&Stack>, by_group: bool) -> Self {
         let server_pids: Vec<u32> =
             stack.map(|s| s.servers.iter().map(|server| server.pid()).collect()).unwrap_or_default();
         let batches = match stack {
@@ -57,6 +74,7 @@ impl Window {
             None => HashMap::new(),
         };
         Self {
+            by_group,
             started: Instant::now(),
             system: SystemTicks::read(),
             groups: group_ticks(&server_pids),
@@ -72,13 +90,13 @@ impl Window {
         let groups = group_ticks(&self.server_pids);
         let mut cores = Vec::new();
         let mut micros_per_unit = Vec::new();
-        for group in GROUPS {
+        for group in GROUPS.iter().filter(|_| self.by_group) {
             let ticks =
                 groups.get(group).copied().unwrap_or(0.0) - self.groups.get(group).copied().unwrap_or(0.0);
             let cpu_seconds = ticks / TICKS_PER_SECOND;
-            cores.push((group.to_owned(), cpu_seconds / seconds));
+            cores.push(((*group).to_owned(), cpu_seconds / seconds));
             if let Some((count, _)) = units.filter(|(count, _)| *count > 0.0) {
-                micros_per_unit.push((group.to_owned(), cpu_seconds * 1e6 / count));
+                micros_per_unit.push(((*group).to_owned(), cpu_seconds * 1e6 / count));
             }
         }
         let batches = match stack {
@@ -106,6 +124,7 @@ impl Window {
             scenario: scenario.to_owned(),
             seconds,
             cores,
+            busy_cores: system.busy_cores(seconds),
             idle_percent: system.percent(system.idle),
             steal_percent: system.percent(system.steal),
             unit: units.map(|(_, unit)| unit.to_owned()),
@@ -181,6 +200,11 @@ impl SystemTicks {
         }
     }
 
+    /// Cores busy on average over `seconds` (neither idle nor stolen).
+    fn busy_cores(&self, seconds: f64) -> f64 {
+        (self.total - self.idle - self.steal) / TICKS_PER_SECOND / seconds
+    }
+
     fn percent(&self, part: f64) -> f64 {
         if self.total > 0.0 {
             100.0 * part / self.total
@@ -233,11 +257,11 @@ pub fn markdown(profiles: &[Profile]) -> String {
         "\n## Where the time went\n\nCPU by process group in each measured window (cores busy on average; \
          2 cores in all), and CPU time per unit of work. Steal is time the hypervisor gave to other \
          guests: this machine's cores were not ours alone.\n\n\
-         | window | seconds | PostgreSQL | servers | client + simulator | idle | steal | CPU per unit (PostgreSQL / servers / client+sim) |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         | window | seconds | busy (all) | PostgreSQL | servers | client + simulator | idle | steal | CPU per unit (PostgreSQL / servers / client+sim) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for p in profiles {
-        let core = |n: usize| p.cores.get(n).map_or(0.0, |c| c.1);
+        let core = |n: usize| p.cores.get(n).map_or_else(|| "—".to_owned(), |c| format!("{:.2}", c.1));
         let per_unit = match &p.unit {
             Some(unit) if !p.micros_per_unit.is_empty() => {
                 let cells: Vec<String> = p.micros_per_unit.iter().map(|(_, us)| format!("{us:.0}")).collect();
@@ -246,9 +270,10 @@ pub fn markdown(profiles: &[Profile]) -> String {
             _ => "—".into(),
         };
         out.push_str(&format!(
-            "| {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0}% | {:.0}% | {} |\n",
+            "| {} | {:.1} | {:.2} | {} | {} | {} | {:.0}% | {:.0}% | {} |\n",
             p.scenario,
             p.seconds,
+            p.busy_cores,
             core(0),
             core(1),
             core(2),
