@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         // database), so the window measures steady state, not plans made for empty tables.
         scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, 3).await?;
         throughput_stack.analyze().await?;
-        let window = profile::Window::start(Some(&throughput_stack)).await;
+        let window = profile::Window::start(&throughput_stack).await;
         let admissions =
             scenarios::throughput::admissions(&throughput_stack, &keys, CLIENTS as usize, seconds.into())
                 .await?;
@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
             target: ">= 0.6 x baseline".into(),
             met: admissions / admission_baseline >= 0.6,
         });
-        let window = profile::Window::start(Some(&throughput_stack)).await;
+        let window = profile::Window::start(&throughput_stack).await;
         let webhooks = scenarios::throughput::webhooks(
             &throughput_stack,
             &throughput_stack.database_url,
@@ -148,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         let steady_keys =
             std::sync::Arc::new(steady_stack.users(if args.quick { 20 } else { 50 }, 200).await?);
         let mut direct_ms = scenarios::steady_rate::direct(&steady_stack, RATE, seconds.into()).await?;
-        let window = profile::Window::start(Some(&steady_stack)).await;
+        let window = profile::Window::start(&steady_stack).await;
         let mut switchboard_ms =
             scenarios::steady_rate::switchboard(steady_stack.clone(), steady_keys, RATE, seconds.into())
                 .await?;
@@ -205,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
             let keys = stack.users(per_instance_users, 50).await?;
-            let window = profile::Window::start(Some(&stack)).await;
+            let window = profile::Window::start(&stack).await;
             let rate =
                 scenarios::throughput::admissions(&stack, &keys, CLIENTS as usize, seconds.into()).await?;
             let done = rate * f64::from(seconds);

@@ -55,29 +55,26 @@ pub struct Window {
 
 impl Window {
     /// A window counting CPU by process group: PostgreSQL's backends, the stack's servers, this
-    /// process. A process that starts and exits inside the window is not seen.
-    pub async fn start(stack: Option<&Stack>) -> Self {
-        Self::starting(stack, true).await
+    /// process (a process that starts and exits inside the window is not seen), and the stack's
+    /// batched statements.
+    pub async fn start(stack: &Stack) -> Self {
+        let server_pids = stack.servers.iter().map(|server| server.pid()).collect();
+        let batches = batch_totals(stack).await;
+        Self::starting(true, server_pids, batches)
     }
 
     /// A window counting only the machine's busy, idle and stolen time (for pgbench, whose
     /// connections come and go within it).
     pub async fn machine_only() -> Self {
-        Self::starting(None, false).await
+        Self::starting(false, Vec::new(), HashMap::new())
     }
 
-    async fn starting(stack: Option<&Stack>, by_group: bool) -> Self {
-        let server_pids: Vec<u32> =
-            stack.map(|s| s.servers.iter().map(|server| server.pid()).collect()).unwrap_or_default();
-        let batches = match stack {
-            Some(stack) => batch_totals(stack).await,
-            None => HashMap::new(),
-        };
+    fn starting(by_group: bool, server_pids: Vec<u32>, batches: HashMap<String, BatchTotals>) -> Self {
         Self {
             by_group,
             started: Instant::now(),
             system: SystemTicks::read(),
-            groups: group_ticks(&server_pids),
+            groups: if by_group { group_ticks(&server_pids) } else { HashMap::new() },
             batches,
             server_pids,
         }
@@ -87,7 +84,7 @@ impl Window {
     pub async fn finish(self, scenario: &str, stack: Option<&Stack>, units: Option<(f64, &str)>) -> Profile {
         let seconds = self.started.elapsed().as_secs_f64();
         let system = SystemTicks::read().minus(&self.system);
-        let groups = group_ticks(&self.server_pids);
+        let groups = if self.by_group { group_ticks(&self.server_pids) } else { HashMap::new() };
         let mut cores = Vec::new();
         let mut micros_per_unit = Vec::new();
         for group in GROUPS.iter().filter(|_| self.by_group) {

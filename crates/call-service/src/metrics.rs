@@ -168,6 +168,19 @@ impl Metrics {
         }
     }
 
+    /// What a batcher of `kind` reports after each batch: its size and how long it ran.
+    pub(crate) fn batch_observer(
+        &self,
+        kind: &str,
+    ) -> impl Fn(usize, std::time::Duration) + Send + Sync + 'static {
+        let (sizes, seconds) =
+            (self.batch_size.with_label_values(&[kind]), self.batch_seconds.with_label_values(&[kind]));
+        move |size, took| {
+            sizes.observe(size as f64);
+            seconds.observe(took.as_secs_f64());
+        }
+    }
+
     /// Counts one reconciler action.
     pub fn reconciled(&self, kind: &str) {
         self.reconciler_actions.with_label_values(&[kind]).inc();

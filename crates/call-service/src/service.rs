@@ -109,18 +109,11 @@ impl CallService {
         let metrics = Metrics::new();
         let admissions = {
             let (pool, settings) = (batch_pool.clone(), AdmissionSettings::from(&config));
-            let (sizes, seconds) = (
-                metrics.batch_size.with_label_values(&["admit"]),
-                metrics.batch_seconds.with_label_values(&["admit"]),
-            );
             Batcher::start(
                 "admit",
                 config.batch,
                 &runtime,
-                move |size, took| {
-                    sizes.observe(size as f64);
-                    seconds.observe(took.as_secs_f64());
-                },
+                metrics.batch_observer("admit"),
                 move |requests| {
                     let pool = pool.clone();
                     async move { admit_batch(&pool, settings, requests).await }
@@ -129,18 +122,11 @@ impl CallService {
         };
         let records = {
             let pool = batch_pool.clone();
-            let (sizes, seconds) = (
-                metrics.batch_size.with_label_values(&["record"]),
-                metrics.batch_seconds.with_label_values(&["record"]),
-            );
             Batcher::start(
                 "record",
                 config.batch,
                 &runtime,
-                move |size, took| {
-                    sizes.observe(size as f64);
-                    seconds.observe(took.as_secs_f64());
-                },
+                metrics.batch_observer("record"),
                 move |requests| {
                     let pool = pool.clone();
                     async move { record_batch(&pool, requests).await }
@@ -149,18 +135,11 @@ impl CallService {
         };
         let webhooks = {
             let (pool, lease) = (batch_pool, config.lease);
-            let (sizes, seconds) = (
-                metrics.batch_size.with_label_values(&["webhook"]),
-                metrics.batch_seconds.with_label_values(&["webhook"]),
-            );
             Batcher::start(
                 "webhook",
                 config.batch,
                 &runtime,
-                move |size, took| {
-                    sizes.observe(size as f64);
-                    seconds.observe(took.as_secs_f64());
-                },
+                metrics.batch_observer("webhook"),
                 move |requests| {
                     let pool = pool.clone();
                     async move { apply_live_batch(&pool, lease, requests).await }

@@ -197,8 +197,8 @@ async fn try_live_batch(
     let mut planned = Vec::with_capacity(webhooks.len());
     for webhook in webhooks {
         planned.push(match known.get(webhook.execution.id.as_str()) {
-            None => Planned::Locked,
-            Some(call) if !in_batch.insert(call.id) => Planned::SameCallInBatch,
+            None => Planned::Leave(LiveOutcome::Locked),
+            Some(call) if !in_batch.insert(call.id) => Planned::Leave(LiveOutcome::SameCallInBatch),
             Some(call) => Planned::Write(
                 call.id,
                 call.status,
@@ -217,15 +217,14 @@ async fn try_live_batch(
                 execution: &webhook.execution,
                 event: Some(event),
             }),
-            Planned::SameCallInBatch | Planned::Locked => None,
+            Planned::Leave(_) => None,
         })
         .collect();
     let mut written = write_executions(&mut *pool.acquire().await?, &writes, lease).await?.into_iter();
     let mut applied = Vec::with_capacity(webhooks.len());
     for plan in planned {
         applied.push(match plan {
-            Planned::Locked => LiveOutcome::Locked,
-            Planned::SameCallInBatch => LiveOutcome::SameCallInBatch,
+            Planned::Leave(outcome) => outcome,
             Planned::Write(id, _, decision) => match written.next().flatten() {
                 Some(event_id) => {
                     let Decision { outcome, detail, .. } = decision;
@@ -245,12 +244,11 @@ async fn try_live_batch(
     Ok(applied)
 }
 
-/// What a batch means to do with one webhook.
+/// What a batch means to do with one webhook: write onto the call if it is still in the status
+/// read, or leave it to another batch or to the row lock.
 enum Planned {
-    /// Write onto the call if it is still in the status read.
     Write(CallId, CallStatus, Decision),
-    SameCallInBatch,
-    Locked,
+    Leave(LiveOutcome),
 }
 
 /// One call's new state from one execution, to be written if the call is still in `read_status`.

@@ -5,7 +5,7 @@
 mod apply;
 mod store;
 
-pub(crate) use apply::{apply_execution, apply_live_batch, LiveOutcome, LiveWebhook};
+pub(crate) use apply::{apply_execution, apply_live_batch, Applied, LiveOutcome, LiveWebhook};
 pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
 
@@ -107,23 +107,7 @@ impl CallService {
         event: &ReceivedEvent<'_>,
         execution: &Execution,
     ) -> Result<WebhookReceipt, CallError> {
-        let mut batched = None;
-        if let (true, Some(body)) = (LiveWebhook::applies_to(execution), event.body) {
-            for _ in 0..BATCH_TRIES {
-                let webhook = LiveWebhook {
-                    execution: execution.clone(),
-                    body: body.clone(),
-                    source_ip: event.source_ip.map(str::to_owned),
-                };
-                match self.inner.webhooks.submit(webhook).await? {
-                    LiveOutcome::Done(applied) => batched = Some(*applied),
-                    LiveOutcome::SameCallInBatch => continue,
-                    LiveOutcome::Locked => {}
-                }
-                break;
-            }
-        }
-        let applied = match batched {
+        let applied = match self.apply_batched(event, execution).await? {
             Some(applied) => applied,
             None => {
                 let mut tx = self.pool().begin().await?;
@@ -153,6 +137,29 @@ impl CallService {
             self.spawn_start(next);
         }
         Ok(WebhookReceipt::Stored { event_id, outcome: applied.outcome, call_id: applied.call })
+    }
+
+    /// A live status through the batches (see [`Self::store_and_apply`]); `None` when it must
+    /// take the row lock.
+    async fn apply_batched(
+        &self,
+        event: &ReceivedEvent<'_>,
+        execution: &Execution,
+    ) -> Result<Option<Applied>, CallError> {
+        let (true, Some(body)) = (LiveWebhook::applies_to(execution), event.body) else { return Ok(None) };
+        for _ in 0..BATCH_TRIES {
+            let webhook = LiveWebhook {
+                execution: execution.clone(),
+                body: body.clone(),
+                source_ip: event.source_ip.map(str::to_owned),
+            };
+            match self.inner.webhooks.submit(webhook).await? {
+                LiveOutcome::Done(applied) => return Ok(Some(*applied)),
+                LiveOutcome::SameCallInBatch => continue,
+                LiveOutcome::Locked => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     async fn reject(&self, event: &ReceivedEvent<'_>, reason: String) -> Result<WebhookReceipt, CallError> {
