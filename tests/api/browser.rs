@@ -212,7 +212,16 @@ async fn a_user_starts_a_call_and_watches_it_complete_live_while_the_gauges_move
             ["initiated", "ringing", "in-progress", "queued", "initiating"].contains(&t)
         })
         .await;
-    assert_ne!(status, "completed", "seen before it ended");
+    // What the page showed is a status the call really passed through (its events say so), shown
+    // live: the same page load goes on to show `completed` below.
+    let passed: Vec<String> = sqlx::query_scalar(
+        "SELECT e.status FROM events e JOIN calls c ON c.id = e.subject_id WHERE c.user_id = $1::uuid ORDER BY e.id",
+    )
+    .bind(&user.id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(passed.contains(&status), "the page showed {status:?}; the call went {passed:?}");
     browser.screenshot("console-user.png").await;
     browser.wait_for_text("#calls tbody tr .status", "the call to complete", |t| t == "completed").await;
     browser

@@ -111,7 +111,9 @@ async fn queued_calls_start_in_the_order_they_were_made() {
     for _ in 0..3 {
         app.sim.hang_up_all();
         app.wait_for_status(&user, &live, "completed").await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let next = loop {
+            assert!(std::time::Instant::now() < deadline, "no queued call started after {order:?}");
             let mut found = None;
             for id in &queued {
                 if !order.contains(id) && app.call_json(&user, id).await["bolna_execution_id"].is_string() {

@@ -282,9 +282,16 @@ async fn pause_stops_new_calls_resume_continues_and_cancel_ends_it() {
     assert_eq!(canceled["status"], "canceled");
     assert_eq!(canceled["stats"]["canceled"], 4);
     app.sim.hang_up_all();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let after = campaign(&app, &user, id).await;
-    assert_eq!(after["stats"]["done"], 2, "the live call finished");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let now = campaign(&app, &user, id).await;
+        if now["stats"]["done"] == 2 {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "the live call never finished: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(after["status"], "canceled");
     assert_eq!(app.sim.stats().accepted, 2);
     assert_eq!(act(&app, &user, id, "resume").await.status(), StatusCode::CONFLICT);
 }

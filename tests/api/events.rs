@@ -221,7 +221,16 @@ async fn a_client_that_stops_reading_is_cut_off_with_a_reset_and_memory_stays_bo
     .execute(&app.pool)
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The hub gives up on the stream once its buffer is full: wait for that, not for a fixed time.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains("switchboard_event_resets_total{reason=\"client_too_slow\"} 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slow client was never cut off");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Now read all of it: the stream carries what was buffered, then `reset`, then it ends.
     let mut received = Vec::new();
@@ -270,4 +279,42 @@ async fn cors_allows_configured_origins_on_the_stream() {
         .await
         .unwrap();
     assert!(ticket.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn an_event_whose_transaction_commits_late_is_streamed_before_the_later_ones_not_skipped() {
+    let app = spawn_app().await;
+    let user = app.create_user(2, 2).await;
+    let call = start_and_finish(&app, &user, "+14155550777").await;
+    let mut stream = app.open_events(&user, None).await;
+    while stream.next_event(Duration::from_millis(500)).await.is_some() {}
+    let copy_of_the_last_event = "INSERT INTO events (user_id, kind, subject_id, status, payload)
+         SELECT $1::uuid, 'call.updated', $2::uuid, 'completed',
+                (SELECT payload FROM events WHERE subject_id = $2::uuid ORDER BY id DESC LIMIT 1)
+         RETURNING id";
+
+    // A transaction takes an event id and stays open; a later one takes a larger id and commits.
+    let mut late = app.pool.begin().await.unwrap();
+    let early_id: i64 = sqlx::query_scalar(copy_of_the_last_event)
+        .bind(&user.id)
+        .bind(&call)
+        .fetch_one(&mut *late)
+        .await
+        .unwrap();
+    let later_id: i64 = sqlx::query_scalar(copy_of_the_last_event)
+        .bind(&user.id)
+        .bind(&call)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(early_id < later_id);
+
+    // Streaming the committed later event now would move the reader past the open one for ever.
+    let held = stream.next_event(Duration::from_secs(1)).await;
+    assert!(held.is_none(), "streamed while an older transaction was still open: {held:?}");
+    late.commit().await.unwrap();
+
+    let first = stream.next_event(WAIT).await.expect("the late event");
+    let second = stream.next_event(WAIT).await.expect("the later event");
+    assert_eq!((first.id, second.id), (Some(early_id), Some(later_id)), "in commit-safe order, none skipped");
 }

@@ -50,7 +50,8 @@ async fn hundreds_of_racing_calls_on_two_instances_never_exceed_any_limit_and_al
         assert!(status == 201 || status == 202, "{status}: {body}");
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
-    assert_eq!(ids.len(), USERS * CALLS_PER_USER);
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), USERS * CALLS_PER_USER, "every request made its own call");
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -150,4 +151,81 @@ async fn a_burst_admitted_in_batches_keeps_each_users_limit_its_fifo_order_and_o
         metric(&app, "switchboard_db_batch_size_sum{kind=\"admit\"}").await,
     );
     assert!(admitted > batches, "admissions went in batches: {admitted} in {batches} statements");
+}
+
+/// Two instances on one database and one simulator, the simulator's webhooks going to the first.
+async fn two_instances() -> (crate::helpers::TestApp, crate::helpers::TestApp) {
+    let first = spawn_app_with(|_| {}, |_| {}).await;
+    let second = spawn_instance(&first.database_url, first.sim.clone(), |_| {}).await;
+    first.route_webhooks_here();
+    (first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_made_on_two_instances_reach_bolna_in_the_order_they_were_made() {
+    let (first, second) = two_instances().await;
+    // One slot: every call but the first waits, and each reaches Bolna only after the one before
+    // it freed the line — so the simulator's acceptance order is the queue's order. Hand-over
+    // runs on the instance that got the webhook, the dispatcher on both.
+    let user = first.create_user(1, 0).await;
+    let numbers: Vec<String> = (0..10).map(|n| format!("+1555777{n:04}")).collect();
+    let mut ids = Vec::new();
+    for (n, number) in numbers.iter().enumerate() {
+        let app = if n % 2 == 0 { &first } else { &second };
+        let response = app.post_call(&user, &crate::helpers::call_body(number)).await;
+        assert!(matches!(response.status().as_u16(), 201 | 202), "{}", response.status());
+        ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.sim.stats().final_statuses.values().sum::<u64>() < numbers.len() as u64 {
+        assert!(Instant::now() < deadline, "not every call ended: {:?}", first.sim.stats().final_statuses);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let stats = first.sim.stats();
+    assert_eq!(stats.accepted as usize, numbers.len());
+    assert!(stats.double_dials().is_empty(), "{:?}", stats.double_dials());
+    assert!(
+        stats.open_by_agent_high_water.values().all(|high| *high <= 1),
+        "{:?}",
+        stats.open_by_agent_high_water
+    );
+    let mut by_acceptance = numbers.clone();
+    by_acceptance.sort_by_key(|number| stats.first_accepted_at[number.as_str()]);
+    assert_eq!(by_acceptance, numbers, "FIFO per user and type, across instances");
+    first.wait_for_no_slots().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_idempotency_key_raced_on_two_instances_makes_one_call_dialled_once() {
+    let (first, second) = two_instances().await;
+    let user = first.create_user(2, 0).await;
+    let body = crate::helpers::call_body("+15557770999");
+    let requests = (0..20).map(|n| {
+        let app = if n % 2 == 0 { &first } else { &second };
+        app.post_call_with_key(&user, &body, "raced-on-two-instances")
+    });
+
+    let responses = futures::future::join_all(requests).await;
+
+    let mut ids = std::collections::HashSet::new();
+    for response in responses {
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap();
+        assert!(matches!(status, 201 | 202), "{status}: {answer}");
+        ids.insert(answer["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "twenty requests with one key made one call: {ids:?}");
+    let other = crate::helpers::call_body("+15557770998");
+    let conflict = second.post_call_with_key(&user, &other, "raced-on-two-instances").await;
+    assert_eq!(conflict.status().as_u16(), 409, "the key with another request");
+    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM calls").fetch_one(&first.pool).await.unwrap();
+    assert_eq!(calls, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.sim.stats().accepted == 0 {
+        assert!(Instant::now() < deadline, "the call never reached Bolna");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(first.sim.stats().call_requests, 1, "dialled once");
 }

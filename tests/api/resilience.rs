@@ -230,3 +230,47 @@ async fn diagnostics_count_stuck_slots_missing_ids_stale_calls_and_unapplied_eve
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     app.sim.hang_up_all();
 }
+
+#[tokio::test]
+async fn a_429_with_retry_after_pauses_dispatch_for_that_long_then_the_calls_start_in_order() {
+    let app = spawn_app_with(|_| {}, |_| {}).await;
+    // Bolna's client retries a 429 itself (four attempts); the last answer carries Retry-After:
+    // the call goes back to the queue and dispatch pauses that long. Three seconds is well above
+    // the breaker's own one-second pause for a 429 without the header.
+    const PAUSE: Duration = Duration::from_secs(3);
+    let busy = CallFault::RateLimited { retry_after_seconds: None };
+    let last = CallFault::RateLimited { retry_after_seconds: Some(PAUSE.as_secs_f64()) };
+    app.sim.set_faults(FaultUpdate {
+        next_calls: Some(vec![busy.clone(), busy.clone(), busy, last]),
+        ..FaultUpdate::default()
+    });
+    // One slot: the two calls then reach Bolna one after the other, so their order there is FIFO's.
+    let user = app.create_user(1, 0).await;
+
+    let limited = app.start_call(&user, "+15550002401", 202).await;
+    let answered_at = chrono::Utc::now();
+    assert_eq!(limited["status"], "queued", "re-queued, not failed: {limited}");
+    assert_eq!(app.sim.stats().call_requests, 4, "the client's own retries");
+    let behind = app.start_call(&user, "+15550002402", 202).await;
+    assert_eq!(behind["status"], "queued", "{behind}");
+    assert_eq!(app.sim.stats().call_requests, 4, "nothing sent while paused");
+
+    let first = app.wait_for_call(&user, limited["id"].as_str().unwrap(), "a start", |c| {
+        c["bolna_execution_id"].is_string()
+    });
+    let first = tokio::time::timeout(PAUSE * 3, first).await.expect("started after the pause");
+    app.wait_for_call(&user, behind["id"].as_str().unwrap(), "a start", |c| {
+        c["bolna_execution_id"].is_string()
+    })
+    .await;
+
+    let stats = app.sim.stats();
+    let accepted_at = |number: &str| stats.first_accepted_at[number];
+    let waited = accepted_at("+15550002401") - answered_at;
+    // The last 429 came a few milliseconds before the answer to the client.
+    let pause = chrono::TimeDelta::from_std(PAUSE).unwrap() - chrono::TimeDelta::milliseconds(100);
+    assert!(waited >= pause, "sent again {waited} after the 429, before its Retry-After");
+    assert!(accepted_at("+15550002401") <= accepted_at("+15550002402"), "the refused call keeps its place");
+    assert_eq!(stats.call_requests, 6, "four refusals, then each call once");
+    assert!(first["error"].is_null(), "{first}");
+}

@@ -343,3 +343,119 @@ async fn a_live_webhook_renews_a_lease_that_is_half_gone_and_leaves_a_fresh_one_
     let renewed = lease_of().await;
     assert!(renewed > 890.0, "a lease with less than half left is renewed to the full 900 s: {renewed}");
 }
+
+#[tokio::test]
+async fn duplicate_out_of_order_and_late_webhooks_raced_on_a_freed_line_release_it_once_and_hand_it_over_once(
+) {
+    // The release-and-hand-over path under fire: many line-free webhooks (duplicates of
+    // `completed`, `call-disconnected` arriving around it) and late live ones for the same call,
+    // all at once. The slot must be freed once and given to exactly one queued call, the head.
+    let app = crate::helpers::spawn_app_with(|_| {}, |sim| sim.hold_calls = true).await;
+    // The simulator's own webhooks go nowhere: only the raced ones reach the app.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    app.sim.set_webhook(bolna_sim::WebhookTarget {
+        url: format!("http://127.0.0.1:{port}/nowhere"),
+        header: None,
+    });
+    let user = app.create_user(1, 0).await;
+    let live = app.start_call(&user, "+919812340001", 201).await;
+    let (live_id, execution) =
+        (live["id"].as_str().unwrap().to_owned(), live["bolna_execution_id"].as_str().unwrap().to_owned());
+    let mut queued = Vec::new();
+    for n in 2..=4 {
+        queued.push(
+            app.start_call(&user, &format!("+91981234000{n}"), 202).await["id"].as_str().unwrap().to_owned(),
+        );
+    }
+    let mut bodies = Vec::new();
+    for _ in 0..8 {
+        for name in ["webhook_6_completed.json", "webhook_5_call-disconnected.json"] {
+            bodies.push(fixture(name).replace(EXECUTION, &execution));
+        }
+    }
+    for name in ["webhook_3_ringing.json", "webhook_4_in-progress.json", "webhook_2_initiated.json"] {
+        for _ in 0..3 {
+            bodies.push(fixture(name).replace(EXECUTION, &execution));
+        }
+    }
+
+    let responses = futures::future::join_all(bodies.iter().map(|body| app.post_webhook(body))).await;
+
+    assert!(responses.iter().all(|r| r.status() == StatusCode::OK));
+    let ended = app.call_json(&user, &live_id).await;
+    assert_eq!(ended["status"], "completed", "terminal whatever the order: {ended}");
+    let rows = event_rows(&app).await;
+    assert_eq!(rows.len(), bodies.len(), "every webhook stored exactly once");
+    let applied_completed =
+        rows.iter().filter(|r| r.1.as_deref() == Some("completed") && r.2 == "applied").count();
+    assert_eq!(applied_completed, 1, "completed applied exactly once");
+    // The head of the queue got the slot (its start may still be in flight), and nobody else.
+    let head = app
+        .wait_for_call(&user, &queued[0], "the head to start", |c| c["bolna_execution_id"].is_string())
+        .await;
+    assert_eq!(head["status"], "queued", "accepted by Bolna: {head}");
+    for id in &queued[1..] {
+        let call = app.call_json(&user, id).await;
+        assert!(call["status"] == "queued" && call["bolna_execution_id"].is_null(), "still waiting: {call}");
+    }
+    assert_eq!(app.held_slots().await, 1, "one slot, handed over once");
+    let stats = app.sim.stats();
+    assert_eq!(stats.accepted, 2, "the freed slot started one call");
+    assert!(stats.open_by_agent_high_water.values().all(|high| *high <= 2), "{stats:?}");
+    app.sim.hang_up_all();
+}
+
+#[tokio::test]
+async fn with_bolnas_webhooks_duplicated_reordered_and_cut_off_for_a_while_every_call_ends_in_order_within_its_limit(
+) {
+    let app = crate::helpers::spawn_app().await;
+    app.sim.set_faults(bolna_sim::FaultUpdate {
+        webhooks: Some(bolna_sim::WebhookFaults {
+            duplicate_probability: 0.5,
+            out_of_order_probability: 0.5,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    // One slot: each call reaches Bolna only once the one before it has freed its line, so the
+    // simulator's acceptance order is the queue's order.
+    const LIMIT: u32 = 1;
+    let user = app.create_user(i64::from(LIMIT), 0).await;
+    let numbers: Vec<String> = (0..10).map(|n| format!("+9198123410{n:02}")).collect();
+    let mut ids = Vec::new();
+    for (n, number) in numbers.iter().enumerate() {
+        if n == 3 {
+            // The receiving end is down for a while: Bolna retries its deliveries afterwards.
+            app.sim.set_faults(bolna_sim::FaultUpdate { webhook_outage_ms: Some(400), ..Default::default() });
+        }
+        let response = app.post_call(&user, &crate::helpers::call_body(number)).await;
+        assert!(response.status().is_success(), "{}", response.status());
+        ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+
+    for id in &ids {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let call = app.call_json(&user, id).await;
+            if call["status"] == "completed" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never completed: {call}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    let stats = app.sim.stats();
+    assert!(stats.webhooks.iter().any(|w| w.answer.is_none()), "the outage was felt");
+    assert!(stats.double_dials().is_empty(), "{:?}", stats.double_dials());
+    assert_eq!(stats.accepted, 10);
+    assert!(
+        stats.open_by_agent_high_water.values().all(|high| *high <= LIMIT),
+        "{:?}",
+        stats.open_by_agent_high_water
+    );
+    let mut by_acceptance = numbers.clone();
+    by_acceptance.sort_by_key(|number| stats.first_accepted_at[number.as_str()]);
+    assert_eq!(by_acceptance, numbers, "placed at Bolna in the order they were made (FIFO)");
+    app.wait_for_no_slots().await;
+}

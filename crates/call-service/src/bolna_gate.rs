@@ -47,7 +47,11 @@ impl BolnaGate {
 
     /// Whether calls are being held back now.
     pub fn is_open(&self) -> bool {
-        self.state().open_until.is_some_and(|until| Instant::now() < until)
+        self.is_open_at(Instant::now())
+    }
+
+    fn is_open_at(&self, now: Instant) -> bool {
+        self.state().open_until.is_some_and(|until| now < until)
     }
 
     /// Bolna answered (any 2xx or 4xx other than 429): it is up.
@@ -61,10 +65,14 @@ impl BolnaGate {
 
     /// A failed request; opens the gate when the failures say Bolna is down or busy.
     pub fn record_failure(&self, error: &BolnaError) {
+        self.record_failure_at(error, Instant::now());
+    }
+
+    fn record_failure_at(&self, error: &BolnaError, now: Instant) {
         let mut state = self.state();
         if let BolnaError::Api { status: 429, retry_after, .. } = error {
             let pause = retry_after.unwrap_or(Duration::from_secs(1)).min(self.config.max_cooldown);
-            state.open_until = Some(Instant::now() + pause);
+            state.open_until = Some(now + pause);
             tracing::warn!(pause_ms = pause.as_millis() as u64, "Bolna rate-limits us: dispatch paused");
             return;
         }
@@ -79,7 +87,7 @@ impl BolnaGate {
         state.consecutive_failures += 1;
         if state.consecutive_failures >= self.config.threshold {
             let cooldown = state.next_cooldown.unwrap_or(self.config.cooldown);
-            state.open_until = Some(Instant::now() + cooldown);
+            state.open_until = Some(now + cooldown);
             state.next_cooldown = Some((cooldown * 2).min(self.config.max_cooldown));
             tracing::warn!(failures = state.consecutive_failures, cooldown_ms = cooldown.as_millis() as u64, error = %error,
                 "Bolna looks down: circuit open, new calls queue");
@@ -96,6 +104,7 @@ mod tests {
         BolnaError::Api { status: 502, body: ApiErrorBody::default(), retry_after: None }
     }
 
+    // Time is passed in: no sleeps, so a busy machine cannot make these flaky.
     #[test]
     fn opens_after_the_threshold_and_closes_after_the_cooldown_or_a_success() {
         let gate = BolnaGate::new(GateConfig {
@@ -103,36 +112,37 @@ mod tests {
             cooldown: Duration::from_millis(30),
             max_cooldown: Duration::from_secs(1),
         });
-        gate.record_failure(&server_error());
-        assert!(!gate.is_open());
-        gate.record_failure(&server_error());
-        assert!(gate.is_open());
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(!gate.is_open(), "closes by itself");
-        gate.record_failure(&server_error());
-        assert!(gate.is_open(), "one more failure reopens it at once");
+        let start = Instant::now();
+        gate.record_failure_at(&server_error(), start);
+        assert!(!gate.is_open_at(start));
+        gate.record_failure_at(&server_error(), start);
+        assert!(gate.is_open_at(start + Duration::from_millis(29)));
+        let later = start + Duration::from_millis(40);
+        assert!(!gate.is_open_at(later), "closes by itself");
+        gate.record_failure_at(&server_error(), later);
+        assert!(gate.is_open_at(later), "one more failure reopens it at once");
+        assert!(gate.is_open_at(later + Duration::from_millis(59)), "for a doubled cool-down");
+        assert!(!gate.is_open_at(later + Duration::from_millis(61)));
         gate.record_success();
-        assert!(!gate.is_open());
+        assert!(!gate.is_open_at(later));
     }
 
     #[test]
     fn client_errors_do_not_count_and_429_pauses_for_retry_after() {
         let gate = BolnaGate::new(GateConfig::default());
+        let start = Instant::now();
         for _ in 0..10 {
-            gate.record_failure(&BolnaError::Api {
-                status: 400,
-                body: ApiErrorBody::default(),
-                retry_after: None,
-            });
+            let refused = BolnaError::Api { status: 400, body: ApiErrorBody::default(), retry_after: None };
+            gate.record_failure_at(&refused, start);
         }
-        assert!(!gate.is_open());
-        gate.record_failure(&BolnaError::Api {
+        assert!(!gate.is_open_at(start));
+        let limited = BolnaError::Api {
             status: 429,
             body: ApiErrorBody::default(),
             retry_after: Some(Duration::from_millis(20)),
-        });
-        assert!(gate.is_open());
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(!gate.is_open());
+        };
+        gate.record_failure_at(&limited, start);
+        assert!(gate.is_open_at(start + Duration::from_millis(19)));
+        assert!(!gate.is_open_at(start + Duration::from_millis(20)));
     }
 }

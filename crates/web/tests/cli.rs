@@ -2,6 +2,8 @@
 //! existing PostgreSQL, and the one-line errors for a wrong database URL.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -107,7 +109,7 @@ async fn serve_runs_against_an_existing_database_and_stops_cleanly_on_sigterm() 
     assert!(stream.chunk().await.expect("reads").is_some(), "the opening comment");
     let stopping = std::time::Instant::now();
     Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill");
-    let status = server.wait().expect("exits");
+    let status = common::wait_for_exit(&mut server, Duration::from_secs(20));
 
     assert!(ready, "/readyz never answered 200");
     assert!(status.success(), "exit status {status:?}");

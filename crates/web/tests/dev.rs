@@ -3,6 +3,8 @@
 //! and a curl whose call completes through simulated webhooks, and Ctrl-C stops it all.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,10 +16,7 @@ struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
-            let _ = self.0.wait();
-        }
+        common::stop(&mut self.0, "-INT", Duration::from_secs(20));
     }
 }
 
@@ -86,7 +85,7 @@ async fn dev_runs_everything_from_nothing_and_ctrl_c_stops_it_all() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     Command::new("kill").args(["-INT", &dev.0.id().to_string()]).status().unwrap();
-    let status = dev.0.wait().unwrap();
+    let status = common::wait_for_exit(&mut dev.0, Duration::from_secs(30));
 
     assert!(done["bolna_execution_id"].is_string(), "{done}");
     assert!(
