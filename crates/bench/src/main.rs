@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
          sizes and times in the batched-statement table); those statements run on their own pool \
          that plans them once, as index lookups (database.batch_generic_plans: they used to be \
          planned on every execution, 1.0 ms of planning for 0.15 ms of execution); the ledger's \
-         row-by-row foreign-key checks on active_calls.user_id and account_slots.call_id are gone."
+         row-by-row foreign-key checks on its user and line columns are gone."
             .to_owned(),
         "What moves the webhook figures: live webhooks are batched the same way; a second webhook \
          for a call already in the batch goes with the next batch instead of taking the row lock \

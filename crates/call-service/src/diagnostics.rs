@@ -30,13 +30,12 @@ pub struct Diagnostics {
 
 impl CallService {
     pub async fn diagnostics(&self, stale_after_seconds: i64) -> Result<Diagnostics, CallError> {
+        let mut conn = self.pool().acquire().await?;
+        let ledger = concurrency::ledger_health(&mut conn).await?;
         let row = sqlx::query!(
             r#"SELECT
-                 (SELECT count(*) FROM active_calls WHERE started_at < now() - interval '1 hour') AS "held_long!",
-                 (SELECT count(*) FROM active_calls
-                   WHERE bolna_execution_id IS NULL AND started_at < now() - interval '10 seconds') AS "missing_id!",
                  (SELECT count(*) FROM calls
-                   WHERE status NOT IN ('completed','no-answer','busy','failed','canceled','stopped','error','balance-low')
+                   WHERE NOT call_status_is_terminal(status)
                      AND updated_at < now() - make_interval(secs => $1::float8)) AS "stale!",
                  (SELECT count(*) FROM webhook_events WHERE outcome IN ('pending','unmatched')) AS "unapplied!",
                  (SELECT EXTRACT(EPOCH FROM now() - min(received_at))::float8 FROM webhook_events
@@ -44,17 +43,15 @@ impl CallService {
                  (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM processed_at - received_at))::float8
                     FROM webhook_events WHERE processed_at IS NOT NULL AND received_at > now() - interval '1 hour') AS "lag_p99",
                  (SELECT count(*) FROM calls WHERE reconcile_reason IS NOT NULL) AS "reconciling!",
-                 (SELECT count(*) FROM calls WHERE status = 'queued' AND bolna_execution_id IS NULL) AS "queued!",
-                 (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM calls
-                   WHERE status = 'queued' AND bolna_execution_id IS NULL) AS "oldest_queued",
-                 (SELECT count(*) FROM account_slots WHERE call_id IS NOT NULL) AS "lines_in_use!""#,
+                 (SELECT count(*) FROM slot_queue) AS "queued!",
+                 (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM slot_queue) AS "oldest_queued""#,
             stale_after_seconds as f64
         )
-        .fetch_one(self.pool())
+        .fetch_one(&mut *conn)
         .await?;
         Ok(Diagnostics {
-            slots_held_over_an_hour: row.held_long,
-            slots_missing_execution_id: row.missing_id,
+            slots_held_over_an_hour: ledger.held_over_an_hour,
+            slots_missing_execution_id: ledger.missing_execution_id,
             calls_non_terminal_too_long: row.stale,
             stale_after_seconds,
             unapplied_webhook_events: row.unapplied,
@@ -63,7 +60,7 @@ impl CallService {
             calls_waiting_for_reconciliation: row.reconciling,
             queued_calls: row.queued,
             oldest_queued_age_seconds: row.oldest_queued,
-            account_lines_in_use: row.lines_in_use,
+            account_lines_in_use: ledger.lines_in_use,
             account_lines: i64::from(self.config().account_lines),
             bolna_circuit_open: self.bolna_is_held_back(),
         })
@@ -72,34 +69,33 @@ impl CallService {
     /// Sets the database-backed gauges, then returns the text exposition of every metric.
     pub async fn render_metrics(&self) -> Result<String, CallError> {
         let metrics = self.metrics();
-        let slots = sqlx::query!(
-            r#"SELECT t.call_type AS "call_type!",
-                      (SELECT count(*) FROM active_calls a WHERE a.call_type = t.call_type) AS "in_use!",
-                      (SELECT count(*) FROM calls c WHERE c.call_type = t.call_type AND c.status = 'queued'
-                          AND c.bolna_execution_id IS NULL) AS "queued!",
-                      (SELECT EXTRACT(EPOCH FROM now() - min(c.created_at))::float8 FROM calls c
-                        WHERE c.call_type = t.call_type AND c.status = 'queued' AND c.bolna_execution_id IS NULL) AS "oldest",
+        let mut conn = self.pool().acquire().await?;
+        let in_use = concurrency::usage_of_everyone(&mut conn).await?;
+        let ledger = concurrency::ledger_health(&mut conn).await?;
+        let queues = sqlx::query!(
+            r#"SELECT t.call_type AS "call_type!: crate::CallType",
+                      (SELECT count(*) FROM slot_queue q WHERE q.call_type = t.call_type) AS "queued!",
+                      (SELECT EXTRACT(EPOCH FROM now() - min(q.created_at))::float8 FROM slot_queue q
+                        WHERE q.call_type = t.call_type) AS "oldest",
                       (SELECT COALESCE(sum(CASE t.call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END), 0)
                          FROM users u)::bigint AS "limits!"
                FROM (VALUES ('direct'), ('campaign')) AS t(call_type)"#
         )
-        .fetch_all(self.pool())
+        .fetch_all(&mut *conn)
         .await?;
-        for row in slots {
+        for row in queues {
             let label = [row.call_type.as_str()];
-            metrics.slots_in_use.with_label_values(&label).set(row.in_use);
+            metrics.slots_in_use.with_label_values(&label).set(in_use.of(row.call_type));
             metrics.slot_limits.with_label_values(&label).set(row.limits);
             metrics.queue_depth.with_label_values(&label).set(row.queued);
             metrics.oldest_queued_seconds.with_label_values(&label).set(row.oldest.unwrap_or(0.0));
         }
-        let (lines_in_use, unapplied) = sqlx::query!(
-            r#"SELECT (SELECT count(*) FROM account_slots WHERE call_id IS NOT NULL) AS "lines!",
-                      (SELECT count(*) FROM webhook_events WHERE outcome IN ('pending','unmatched')) AS "unapplied!""#
+        let unapplied = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "unapplied!" FROM webhook_events WHERE outcome IN ('pending','unmatched')"#
         )
-        .fetch_one(self.pool())
-        .await
-        .map(|r| (r.lines, r.unapplied))?;
-        metrics.account_lines_in_use.set(lines_in_use);
+        .fetch_one(&mut *conn)
+        .await?;
+        metrics.account_lines_in_use.set(ledger.lines_in_use);
         metrics.account_lines.set(i64::from(self.config().account_lines));
         metrics.unapplied_webhook_events.set(unapplied);
         self.bolna_is_held_back();

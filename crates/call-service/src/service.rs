@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bolna_client::{BolnaClient, BolnaError};
+use concurrency::SlotPolicy;
 use sqlx::PgPool;
 use tokio_util::task::TaskTracker;
 
 use crate::batch::{BatchConfig, Batcher};
 use crate::bolna_gate::{BolnaGate, GateConfig};
-use crate::calls::admission::{admit_batch, AdmissionRequest, AdmissionSettings};
+use crate::calls::admission::{admit_batch, AdmissionRequest};
 use crate::calls::starter::{record_batch, RecordRequest};
 use crate::calls::{Admitted, Call};
 use crate::clock::{Clock, SystemClock};
@@ -55,6 +56,13 @@ impl Default for ReconcilerConfig {
             initiating_timeout: Duration::from_secs(60),
             not_placed_grace: Duration::from_secs(120),
         }
+    }
+}
+
+impl ServiceConfig {
+    /// What the slot ledger needs of the configuration.
+    pub fn slot_policy(&self) -> SlotPolicy {
+        SlotPolicy { account_lines: self.account_lines, lease: self.lease }
     }
 }
 
@@ -108,7 +116,7 @@ impl CallService {
         let runtime = tokio::runtime::Handle::current();
         let metrics = Metrics::new();
         let admissions = {
-            let (pool, settings) = (batch_pool.clone(), AdmissionSettings::from(&config));
+            let (pool, settings) = (batch_pool.clone(), config.slot_policy());
             Batcher::start(
                 "admit",
                 config.batch,
@@ -168,6 +176,16 @@ impl CallService {
 
     pub fn config(&self) -> &ServiceConfig {
         &self.inner.config
+    }
+
+    /// The account's lines and a slot's lease, for the slot ledger.
+    pub(crate) fn slot_policy(&self) -> SlotPolicy {
+        self.inner.config.slot_policy()
+    }
+
+    /// Now, by the service's clock (the campaign scheduler's windows and retries use it).
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.config.clock.now()
     }
 
     pub fn bolna(&self) -> &BolnaClient {

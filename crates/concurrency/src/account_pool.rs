@@ -2,8 +2,6 @@
 
 use sqlx::PgConnection;
 
-use crate::ids::CallId;
-
 /// Makes the pool exactly `size` lines: adds missing rows, removes free rows above `size` (rows
 /// above it that are in use disappear once released and the pool is synced again).
 #[tracing::instrument(name = "Size the account line pool", skip(conn))]
@@ -19,17 +17,6 @@ pub async fn sync_account_pool(conn: &mut PgConnection, size: u32) -> sqlx::Resu
         .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-/// Frees the line `call` holds, if any.
-pub(crate) async fn free_account_line(conn: &mut PgConnection, call: CallId) -> sqlx::Result<bool> {
-    let freed = sqlx::query!(
-        "UPDATE account_slots SET call_id = NULL, claimed_at = NULL WHERE call_id = $1",
-        call as CallId
-    )
-    .execute(conn)
-    .await?;
-    Ok(freed.rows_affected() > 0)
 }
 
 /// Lines free within `size`.

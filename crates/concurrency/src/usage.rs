@@ -1,12 +1,14 @@
-//! Reading the ledger: a user's slots in use, and the slot table for operators.
+//! Reading the ledger: a user's slots in use, the slot table for operators, and the ledger's
+//! health numbers for diagnostics and metrics.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 
 use crate::ids::{CallId, CallType, UserId};
+use crate::leases::ActiveCall;
 
-/// Slots in use of one type.
+/// Slots in use of each type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Usage {
     pub direct: i64,
@@ -22,6 +24,7 @@ impl Usage {
     }
 }
 
+/// The slots `user` holds, by type.
 pub async fn usage_of(conn: &mut PgConnection, user: UserId) -> sqlx::Result<Usage> {
     let row = sqlx::query!(
         r#"SELECT count(*) FILTER (WHERE call_type = 'direct') AS "direct!",
@@ -32,6 +35,46 @@ pub async fn usage_of(conn: &mut PgConnection, user: UserId) -> sqlx::Result<Usa
     .fetch_one(conn)
     .await?;
     Ok(Usage { direct: row.direct, campaign: row.campaign })
+}
+
+/// The slots every user holds, by type (the `switchboard_slots_in_use` gauges).
+pub async fn usage_of_everyone(conn: &mut PgConnection) -> sqlx::Result<Usage> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE call_type = 'direct') AS "direct!",
+                  count(*) FILTER (WHERE call_type = 'campaign') AS "campaign!"
+           FROM active_calls"#
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Usage { direct: row.direct, campaign: row.campaign })
+}
+
+/// What operators watch in the ledger: the first two should stay 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct LedgerHealth {
+    /// Slots held for more than an hour.
+    pub held_over_an_hour: i64,
+    /// Slots without an execution ID for more than 10 seconds.
+    pub missing_execution_id: i64,
+    /// Account lines held by a call.
+    pub lines_in_use: i64,
+}
+
+pub async fn ledger_health(conn: &mut PgConnection) -> sqlx::Result<LedgerHealth> {
+    let row = sqlx::query!(
+        r#"SELECT
+             (SELECT count(*) FROM active_calls WHERE started_at < now() - interval '1 hour') AS "held_long!",
+             (SELECT count(*) FROM active_calls
+               WHERE bolna_execution_id IS NULL AND started_at < now() - interval '10 seconds') AS "missing_id!",
+             (SELECT count(*) FROM account_slots WHERE call_id IS NOT NULL) AS "lines_in_use!""#
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(LedgerHealth {
+        held_over_an_hour: row.held_long,
+        missing_execution_id: row.missing_id,
+        lines_in_use: row.lines_in_use,
+    })
 }
 
 /// One row of the slot table, as operators see it.
@@ -62,5 +105,18 @@ pub async fn list_active_calls(
         limit
     )
     .fetch_all(conn)
+    .await
+}
+
+/// The slot `call` holds, if any (for an operator's audit of a force-release).
+pub async fn slot_of(conn: &mut PgConnection, call: CallId) -> sqlx::Result<Option<ActiveCall>> {
+    sqlx::query_as!(
+        ActiveCall,
+        r#"SELECT id AS "id: CallId", user_id AS "user_id: UserId", call_type AS "call_type: CallType",
+                  bolna_execution_id, started_at, lease_expires_at
+           FROM active_calls WHERE id = $1"#,
+        call as CallId
+    )
+    .fetch_optional(conn)
     .await
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use concurrency::{
     release_call_slot, release_call_slot_by_execution_id, reserve, sync_account_pool,
-    update_active_call_with_execution_id, CallId, CallType, Reservation, UserId,
+    update_active_call_with_execution_id, CallId, CallType, Reservation, SlotPolicy, UserId,
 };
 use futures::future::join_all;
 use sqlx::postgres::PgPoolOptions;
@@ -52,7 +52,8 @@ async fn try_reserve(
     lines: u32,
 ) -> Reservation {
     let mut tx = pool.begin().await.unwrap();
-    let answer = reserve(&mut tx, user, call_type, call, lines, LEASE).await.unwrap();
+    let policy = SlotPolicy { account_lines: lines, lease: LEASE };
+    let answer = reserve(&mut tx, user, call_type, call, &policy).await.unwrap();
     tx.commit().await.unwrap();
     answer
 }

@@ -9,27 +9,13 @@ use super::dispatch_latency;
 use crate::environment::Stack;
 use crate::report::percentile;
 
-/// The dispatcher's pass query (a copy of `startable_heads` in call-service's `dispatch/claim.rs`).
-const STARTABLE_HEADS: &str = "WITH RECURSIVE queues AS ( \
-    (SELECT user_id, call_type FROM calls WHERE status = 'queued' AND bolna_execution_id IS NULL \
-     ORDER BY user_id, call_type LIMIT 1) \
-    UNION ALL \
-    SELECT next.user_id, next.call_type FROM queues q, \
-    LATERAL (SELECT user_id, call_type FROM calls WHERE status = 'queued' AND bolna_execution_id IS NULL \
-             AND (user_id, call_type) > (q.user_id, q.call_type) ORDER BY user_id, call_type LIMIT 1) next) \
-    SELECT head.id FROM queues q JOIN users u ON u.id = q.user_id \
-    CROSS JOIN LATERAL (SELECT id, created_at FROM calls WHERE user_id = q.user_id AND call_type = q.call_type \
-                        AND status = 'queued' AND bolna_execution_id IS NULL ORDER BY created_at, id LIMIT 1) head \
-    WHERE (SELECT count(*) FROM active_calls a WHERE a.user_id = q.user_id AND a.call_type = q.call_type) \
-          < CASE q.call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END \
-    ORDER BY head.created_at, head.id LIMIT 100";
-
-/// The same pass as it was before (`DISTINCT ON` over every waiting call), for comparison.
-const STARTABLE_HEADS_BEFORE: &str = "SELECT q.id FROM (SELECT DISTINCT ON (user_id, call_type) id, user_id, call_type, created_at \
-    FROM calls WHERE status = 'queued' AND bolna_execution_id IS NULL ORDER BY user_id, call_type, created_at, id) q \
-    JOIN users u ON u.id = q.user_id \
-    WHERE (SELECT count(*) FROM active_calls a WHERE a.user_id = q.user_id AND a.call_type = q.call_type) \
-          < CASE q.call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END \
+/// The same pass as it was before the loose index scan (`DISTINCT ON` over every waiting call),
+/// on today's rules, for comparison.
+const STARTABLE_QUEUES_BEFORE: &str =
+    "SELECT q.id FROM (SELECT DISTINCT ON (user_id, call_type) id, user_id, call_type, created_at \
+    FROM slot_queue ORDER BY user_id, call_type, created_at, id) q \
+    CROSS JOIN LATERAL user_free_slots(q.user_id, q.call_type) slots \
+    WHERE slots.free > 0 \
     ORDER BY q.created_at, q.id LIMIT 100";
 
 pub struct QueueDepth {
@@ -64,13 +50,19 @@ pub async fn run(stack: &Stack, depths: &[i64], samples: usize) -> anyhow::Resul
     let waiting_user = blocked[0].to_string();
     let mut plans = Vec::new();
     for (name, sql, params) in [
-        (format!("dispatcher pass with {queued} calls queued"), STARTABLE_HEADS.to_owned(), vec![]),
-        (format!("the dispatcher pass before this change, {queued} queued"), STARTABLE_HEADS_BEFORE.to_owned(), vec![]),
+        (
+            format!("dispatcher pass with {queued} calls queued"),
+            concurrency::STARTABLE_QUEUES_SQL.replace("$1", "100"),
+            vec![],
+        ),
+        (
+            format!("the dispatcher pass with DISTINCT ON instead, {queued} queued"),
+            STARTABLE_QUEUES_BEFORE.to_owned(),
+            vec![],
+        ),
         (
             format!("admission: is an older call of this user waiting? ({queued} queued)"),
-            "SELECT EXISTS (SELECT 1 FROM calls WHERE user_id = $1::uuid AND call_type = 'direct' AND status = 'queued' \
-             AND bolna_execution_id IS NULL AND id <> '00000000-0000-0000-0000-000000000000')"
-                .to_owned(),
+            "SELECT EXISTS (SELECT 1 FROM slot_queue_head($1::uuid, 'direct'))".to_owned(),
             vec![waiting_user.as_str()],
         ),
     ] {

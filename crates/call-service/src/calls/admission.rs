@@ -1,16 +1,17 @@
 //! Admission: honour the `Idempotency-Key`, insert the call, and either reserve a slot
 //! (`initiating`) or queue it (`queued`), committed before Bolna is called.
 //!
-//! One statement, the SQL function `admit_calls` (migration
-//! `20261130000006_batched_admission.sql`), admits a whole batch: do-not-call check, the users' row
-//! locks, slot counts, the FIFO check, account lines, the inserts with their final status and the
-//! slots — one round trip and one commit. Requests that arrive while others are at the database
-//! are gathered into one batch (see [`crate::batch`]); the campaign scheduler admits its calls one
-//! at a time inside its own transaction. A call that gets a slot is inserted as `initiating`
-//! directly, so it writes one live event instead of two.
+//! The slot rules are the ledger's: [`concurrency::admit_calls`] (the SQL function `admit_calls` in
+//! `crates/concurrency/sql/ledger.sql`) admits a whole batch in one statement — do-not-call check,
+//! the users' row locks, the FIFO check, slot counts, account lines, the inserts with their final
+//! status and the slots. Requests that arrive while others are at the database are gathered into
+//! one batch (see [`crate::batch`]); the campaign scheduler admits its calls as a batch of one
+//! inside its own transaction. A call that gets a slot is inserted as `initiating` directly, so it
+//! writes one live event instead of two.
 
 use std::collections::HashMap;
 
+use concurrency::{CallToAdmit, SlotPolicy};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -21,8 +22,8 @@ use super::model::Call;
 use super::status::CallStatus;
 use crate::error::CallError;
 use crate::phone::PhoneNumber;
-use crate::service::{CallService, ServiceConfig};
-use crate::{call_query, select_call, update_call_returning, CallId, CallType, UserId};
+use crate::service::CallService;
+use crate::{select_call, CallId, CallType, UserId};
 
 /// A validated request for a call.
 #[derive(Debug, Clone)]
@@ -80,29 +81,29 @@ pub(crate) struct AdmissionRequest {
     pub may_reserve: bool,
 }
 
-/// A request with the ID its call will have and the digest of what it asked for.
+/// A request with the ID its call will have and the row the ledger admits.
 struct Admission {
-    id: CallId,
     request: AdmissionRequest,
-    fingerprint: Vec<u8>,
+    row: CallToAdmit,
 }
 
 impl From<AdmissionRequest> for Admission {
     fn from(request: AdmissionRequest) -> Self {
-        Self { id: CallId::new(), fingerprint: request.new.fingerprint(), request }
-    }
-}
-
-/// What admission needs of the configuration.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AdmissionSettings {
-    pub account_lines: u32,
-    pub lease: std::time::Duration,
-}
-
-impl From<&ServiceConfig> for AdmissionSettings {
-    fn from(config: &ServiceConfig) -> Self {
-        Self { account_lines: config.account_lines, lease: config.lease }
+        let new = &request.new;
+        let row = CallToAdmit {
+            id: CallId::new(),
+            user_id: request.user,
+            call_type: new.call_type,
+            campaign_id: new.campaign_id,
+            contact_id: new.contact_id,
+            agent_id: new.agent_id.clone(),
+            recipient_phone_number: new.recipient.as_str().to_owned(),
+            from_phone_number: new.from.as_ref().map(|from| from.as_str().to_owned()),
+            user_data: Value::Object(new.user_data.clone()),
+            idempotency_key: new.idempotency_key.clone(),
+            request_fingerprint: new.fingerprint(),
+        };
+        Self { request, row }
     }
 }
 
@@ -133,7 +134,7 @@ impl CallService {
     ) -> Result<Admitted, CallError> {
         let request = AdmissionRequest { user, new: new.clone(), may_reserve: !self.bolna_is_held_back() };
         let admissions = [Admission::from(request)];
-        let mut results = admit_all(conn, &admissions, &AdmissionSettings::from(self.config())).await?;
+        let mut results = admit_all(conn, &admissions, &self.slot_policy()).await?;
         results.pop().unwrap_or_else(|| Err(anyhow::anyhow!("admission answered nothing").into()))
     }
 }
@@ -142,12 +143,12 @@ impl CallService {
 /// fails, each again on its own, so one bad request cannot fail the others.
 pub(crate) async fn admit_batch(
     pool: &PgPool,
-    settings: AdmissionSettings,
+    policy: SlotPolicy,
     requests: Vec<AdmissionRequest>,
 ) -> Vec<Result<Admitted, CallError>> {
     let admissions: Vec<Admission> = requests.into_iter().map(Admission::from).collect();
     let together = match pool.acquire().await {
-        Ok(mut conn) => admit_all(&mut conn, &admissions, &settings).await,
+        Ok(mut conn) => admit_all(&mut conn, &admissions, &policy).await,
         Err(error) => Err(error),
     };
     match together {
@@ -157,7 +158,7 @@ pub(crate) async fn admit_batch(
             let mut results = Vec::with_capacity(admissions.len());
             for admission in admissions.chunks(1) {
                 let alone = match pool.acquire().await {
-                    Ok(mut conn) => admit_all(&mut conn, admission, &settings).await,
+                    Ok(mut conn) => admit_all(&mut conn, admission, &policy).await,
                     Err(error) => Err(error),
                 };
                 results.push(alone.map_or_else(|error| Err(error.into()), |mut one| one.remove(0)));
@@ -175,13 +176,21 @@ pub(crate) async fn admit_batch(
 async fn admit_all(
     conn: &mut PgConnection,
     admissions: &[Admission],
-    settings: &AdmissionSettings,
+    policy: &SlotPolicy,
 ) -> sqlx::Result<Vec<Result<Admitted, CallError>>> {
+    let rows: Vec<CallToAdmit> = admissions.iter().map(|admission| admission.row.clone()).collect();
+    // One batch waits for Bolna only if every request in it saw the circuit open or closed alike:
+    // a call queued while the circuit was closing is started by the next dispatcher pass.
+    let may_reserve = admissions.iter().all(|a| a.request.may_reserve);
     let mut inserted: HashMap<CallId, Call> =
-        insert_calls(conn, admissions, settings).await?.into_iter().map(|call| (call.id, call)).collect();
+        concurrency::admit_calls::<Call>(conn, &rows, may_reserve, policy)
+            .await?
+            .into_iter()
+            .map(|call| (call.id, call))
+            .collect();
     let mut results = Vec::with_capacity(admissions.len());
     for admission in admissions {
-        results.push(match inserted.remove(&admission.id) {
+        results.push(match inserted.remove(&admission.row.id) {
             Some(call) if call.status == CallStatus::Initiating => Ok(Admitted::Reserved(call)),
             Some(call) => Ok(Admitted::Queued(call)),
             None => not_inserted(conn, admission).await,
@@ -202,106 +211,9 @@ async fn not_inserted(conn: &mut PgConnection, admission: &Admission) -> Result<
         select_call!("WHERE user_id = $1 AND idempotency_key = $2", user as UserId, new.idempotency_key)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("call {} was neither admitted nor found", admission.id))?;
-    match existing.request_fingerprint.as_deref() == Some(admission.fingerprint.as_slice()) {
+            .ok_or_else(|| anyhow::anyhow!("call {} was neither admitted nor found", admission.row.id))?;
+    match existing.request_fingerprint.as_deref() == Some(admission.row.request_fingerprint.as_slice()) {
         true => Ok(Admitted::Replayed(existing)),
         false => Err(CallError::IdempotencyConflict),
     }
-}
-
-/// Inserts the calls through `admit_calls` (see the module docs) and returns those inserted,
-/// `initiating` with a slot or `queued`, in no particular order.
-async fn insert_calls(
-    conn: &mut PgConnection,
-    admissions: &[Admission],
-    settings: &AdmissionSettings,
-) -> sqlx::Result<Vec<Call>> {
-    let n = admissions.len();
-    let mut columns = AdmissionColumns::with_capacity(n);
-    for admission in admissions {
-        columns.push(admission);
-    }
-    // One batch waits for Bolna only if every request in it saw the circuit open or closed alike:
-    // a call queued while the circuit was closing is started by the next dispatcher pass.
-    let may_reserve = admissions.iter().all(|a| a.request.may_reserve);
-    call_query!(
-        ["SELECT"],
-        ["\n           FROM admit_calls($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"],
-        &columns.ids[..],
-        &columns.users[..],
-        &columns.call_types[..],
-        &columns.campaigns[..] as _,
-        &columns.contacts[..] as _,
-        &columns.agents[..],
-        &columns.recipients[..],
-        &columns.froms[..] as _,
-        &columns.user_data[..],
-        &columns.keys[..] as _,
-        &columns.fingerprints[..],
-        may_reserve,
-        i32::try_from(settings.account_lines).unwrap_or(i32::MAX),
-        settings.lease.as_secs_f64()
-    )
-    .fetch_all(conn)
-    .await
-}
-
-/// The batch as `admit_calls` takes it: one array per column, one element per call.
-struct AdmissionColumns {
-    ids: Vec<Uuid>,
-    users: Vec<Uuid>,
-    call_types: Vec<String>,
-    campaigns: Vec<Option<Uuid>>,
-    contacts: Vec<Option<Uuid>>,
-    agents: Vec<String>,
-    recipients: Vec<String>,
-    froms: Vec<Option<String>>,
-    user_data: Vec<Value>,
-    keys: Vec<Option<String>>,
-    fingerprints: Vec<Vec<u8>>,
-}
-
-impl AdmissionColumns {
-    fn with_capacity(n: usize) -> Self {
-        Self {
-            ids: Vec::with_capacity(n),
-            users: Vec::with_capacity(n),
-            call_types: Vec::with_capacity(n),
-            campaigns: Vec::with_capacity(n),
-            contacts: Vec::with_capacity(n),
-            agents: Vec::with_capacity(n),
-            recipients: Vec::with_capacity(n),
-            froms: Vec::with_capacity(n),
-            user_data: Vec::with_capacity(n),
-            keys: Vec::with_capacity(n),
-            fingerprints: Vec::with_capacity(n),
-        }
-    }
-
-    fn push(&mut self, admission: &Admission) {
-        let (request, new) = (&admission.request, &admission.request.new);
-        self.ids.push(admission.id.as_uuid());
-        self.users.push(request.user.as_uuid());
-        self.call_types.push(new.call_type.as_str().to_owned());
-        self.campaigns.push(new.campaign_id);
-        self.contacts.push(new.contact_id);
-        self.agents.push(new.agent_id.clone());
-        self.recipients.push(new.recipient.as_str().to_owned());
-        self.froms.push(new.from.as_ref().map(|from| from.as_str().to_owned()));
-        self.user_data.push(Value::Object(new.user_data.clone()));
-        self.keys.push(new.idempotency_key.clone());
-        self.fingerprints.push(admission.fingerprint.clone());
-    }
-}
-
-/// The call now holds a slot: `initiating` until Bolna answers. `queued_at` is kept only for a
-/// call that really waited in the queue.
-pub(crate) async fn mark_initiating(conn: &mut PgConnection, id: CallId, waited: bool) -> sqlx::Result<Call> {
-    update_call_returning!(
-        "UPDATE calls SET status = 'initiating', queued_at = CASE WHEN $2 THEN queued_at END WHERE id = $1",
-        id as CallId,
-        waited
-    )
-    .fetch_one(conn)
-    .await
 }

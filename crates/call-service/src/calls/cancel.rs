@@ -3,9 +3,10 @@
 
 use bolna_client::StartOutcome;
 
-use super::handover::release_and_hand_over;
+use super::ending::{end_call, Ending};
 use super::model::Call;
 use super::status::CallStatus;
+use super::store;
 use crate::error::CallError;
 use crate::service::CallService;
 use crate::{select_call, CallId, UserId};
@@ -25,18 +26,13 @@ impl CallService {
             .ok_or(CallError::NotFound)?;
         drop(conn);
         if call.is_waiting_for_slot() {
-            let canceled = sqlx::query!(
-                "UPDATE calls SET status = 'canceled', ended_at = now(), error = 'canceled by the user'
-                 WHERE id = $1 AND status = 'queued' AND bolna_execution_id IS NULL",
-                id as CallId
-            )
-            .execute(self.pool())
-            .await?;
-            if canceled.rows_affected() == 1 {
-                let mut conn = self.pool().acquire().await?;
-                crate::campaigns::settle::settle_contact(&mut conn, id, self.config().clock.now()).await?;
+            let mut conn = self.pool().acquire().await?;
+            if store::cancel_waiting(&mut conn, id).await? {
+                crate::campaigns::settle::settle_contact(&mut conn, id, self.now()).await?;
+                drop(conn);
                 return self.reload(id).await;
             }
+            drop(conn);
             // The dispatcher took it meanwhile: decide again on what it is now.
             return Box::pin(self.cancel_now(user, id)).await;
         }
@@ -47,9 +43,7 @@ impl CallService {
         let Some(execution_id) = call.bolna_execution_id.clone().filter(|_| pending_at_bolna) else {
             return Err(CallError::NotCancelable { status: call.status });
         };
-        sqlx::query!("UPDATE calls SET cancel_requested_at = now() WHERE id = $1", id as CallId)
-            .execute(self.pool())
-            .await?;
+        store::mark_cancel_requested(&mut *self.pool().acquire().await?, id).await?;
         if let Err(error) = self.bolna_request("stop_call", self.bolna().stop_call(&execution_id)).await {
             return Err(match (error.start_outcome(), error.status()) {
                 // Bolna's 400: it is no longer queued (it started dialling).
@@ -61,19 +55,10 @@ impl CallService {
             });
         }
         let mut tx = self.pool().begin().await?;
-        sqlx::query!(
-            "UPDATE calls SET status = 'canceled', ended_at = COALESCE(ended_at, now()), error = 'canceled by the user (stopped at Bolna)'
-             WHERE id = $1 AND status IN ('queued', 'scheduled', 'prepared', 'rescheduled')",
-            id as CallId
-        )
-        .execute(&mut *tx)
-        .await?;
-        crate::campaigns::settle::settle_contact(&mut tx, id, self.config().clock.now()).await?;
-        let next = release_and_hand_over(&mut tx, id, "canceled by the user", self.config()).await?;
+        store::lock_call(&mut tx, id).await?;
+        let next = end_call(&mut tx, id, Ending::StoppedAtBolna, &self.slot_policy(), self.now()).await?;
         tx.commit().await?;
-        if let Some(next) = next {
-            self.spawn_start(next);
-        }
+        self.start_after_commit(next);
         self.reload(id).await
     }
 

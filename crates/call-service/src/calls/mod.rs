@@ -1,19 +1,19 @@
-//! Calls: admission, the hand-off to Bolna, cancellation, and reads.
+//! Calls: admission, the hand-off to Bolna, ending and cancellation, and reads.
 
 pub(crate) mod admission;
 mod cancel;
-pub(crate) mod handover;
+pub(crate) mod ending;
 mod model;
 mod operations;
 mod repository;
 pub(crate) mod starter;
 mod status;
+pub(crate) mod store;
 
 pub use admission::{Admitted, NewCall};
-pub use handover::DISPATCH_CHANNEL;
+pub use concurrency::DISPATCH_CHANNEL;
 pub use model::Call;
 pub use operations::{ConcurrencyView, ForceReleased, TypeUsage};
 pub use repository::{get_call, get_call_by_id, get_calls_by_ids, list_calls, CallCursor, CallFilter};
-pub(crate) use starter::mark_failed;
 pub use starter::SWITCHBOARD_USER_ID_KEY;
 pub use status::{CallStatus, Transition, UnknownStatus};

@@ -8,8 +8,9 @@ use uuid::Uuid;
 use super::status::CallStatus;
 use crate::{CallId, CallType, UserId};
 
-/// One call attempt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One call attempt. Read through `select_call!` (checked at compile time), or as a row of
+/// `calls` that a ledger function returns (`sqlx::FromRow`, by column name).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Call {
     pub id: CallId,
     pub user_id: UserId,

@@ -4,8 +4,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::handover::release_and_hand_over;
-use super::starter::mark_failed;
+use super::ending::{end_call, Ending};
+use super::store::lock_call;
 use crate::error::CallError;
 use crate::service::CallService;
 use crate::users::get_user;
@@ -43,7 +43,7 @@ impl CallService {
         let queued = sqlx::query!(
             r#"SELECT count(*) FILTER (WHERE call_type = 'direct') AS "direct!",
                       count(*) FILTER (WHERE call_type = 'campaign') AS "campaign!"
-               FROM calls WHERE user_id = $1 AND status = 'queued' AND bolna_execution_id IS NULL"#,
+               FROM slot_queue WHERE user_id = $1"#,
             user as UserId
         )
         .fetch_one(&mut *conn)
@@ -84,21 +84,10 @@ impl CallService {
     ) -> Result<Option<ForceReleased>, CallError> {
         let mut tx = self.pool().begin().await?;
         // Lock order: the call's row first, then its slot (as every other path does).
-        sqlx::query!("SELECT id FROM calls WHERE id = $1 FOR UPDATE", call as CallId)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let slot = sqlx::query!(
-            r#"SELECT user_id AS "user_id: UserId", call_type AS "call_type: CallType", bolna_execution_id
-               FROM active_calls WHERE id = $1"#,
-            call as CallId
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(slot) = slot else { return Ok(None) };
-        mark_failed(&mut tx, call, &format!("slot force-released by an operator: {reason}"), self.config())
-            .await?;
-        let next =
-            release_and_hand_over(&mut tx, call, "force-released by an operator", self.config()).await?;
+        lock_call(&mut tx, call).await?;
+        let Some(slot) = concurrency::slot_of(&mut tx, call).await? else { return Ok(None) };
+        let why = format!("slot force-released by an operator: {reason}");
+        let next = end_call(&mut tx, call, Ending::Failed(&why), &self.slot_policy(), self.now()).await?;
         sqlx::query!(
             "INSERT INTO audit_log (actor, action, subject_id, details) VALUES ($1, 'force_release', $2, $3)",
             actor,
@@ -109,9 +98,7 @@ impl CallService {
         .await?;
         tx.commit().await?;
         tracing::warn!(call_id = %call, actor, reason, "slot force-released");
-        if let Some(next) = next {
-            self.spawn_start(next);
-        }
+        self.start_after_commit(next);
         Ok(Some(ForceReleased {
             call_id: call,
             user_id: slot.user_id,

@@ -10,13 +10,14 @@ use std::collections::HashMap;
 
 use bolna_client::{BolnaError, CallRequest, StartOutcome, SWITCHBOARD_CALL_ID_KEY};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
-use super::handover::release_and_hand_over;
+use super::ending::{end_call, Ending};
 use super::model::Call;
+use super::store;
 use crate::error::CallError;
-use crate::service::{CallService, ServiceConfig};
-use crate::{select_call, update_call_returning, CallId};
+use crate::service::CallService;
+use crate::{call_query, select_call, CallId};
 
 /// Tries at recording Bolna's answer when the database connection fails under it.
 const RECORD_ATTEMPTS: u32 = 6;
@@ -90,8 +91,11 @@ impl CallService {
         .await
     }
 
-    /// Starts `call` in the background (tracked, so shutdown can wait for it).
-    pub fn spawn_start(&self, call: Call) {
+    /// Hands `next` — a call that took a slot in a transaction that has now committed — to Bolna,
+    /// in the background (tracked, so shutdown waits for it). Every path that frees or claims a
+    /// slot for a queued call ends here.
+    pub(crate) fn start_after_commit(&self, next: Option<Call>) {
+        let Some(call) = next else { return };
         let service = self.clone();
         let task = async move {
             let id = call.id;
@@ -124,15 +128,13 @@ impl CallService {
             tracing::warn!(call_id = %id, error = %error, "Bolna busy or unreachable: call re-queued");
             return self.requeue(id, &message).await;
         }
+        let reason = format!("Bolna refused the call: {message}");
         let mut tx = self.pool().begin().await?;
-        mark_failed(&mut tx, id, &format!("Bolna refused the call: {message}"), self.config()).await?;
-        let next = release_and_hand_over(&mut tx, id, "Bolna refused the call", self.config()).await?;
+        let next = end_call(&mut tx, id, Ending::Failed(&reason), &self.slot_policy(), self.now()).await?;
         let call = select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         tracing::warn!(call_id = %id, error = %error, "Bolna refused the call");
-        if let Some(next) = next {
-            self.spawn_start(next);
-        }
+        self.start_after_commit(next);
         Ok(call)
     }
 
@@ -141,13 +143,7 @@ impl CallService {
     /// which paces requests to a busy or absent Bolna.
     async fn requeue(&self, id: CallId, why: &str) -> Result<Call, CallError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query!(
-            "UPDATE calls SET status = 'queued', queued_at = COALESCE(queued_at, now()), error = $2 WHERE id = $1 AND status = 'initiating'",
-            id as CallId,
-            format!("re-queued: {why}")
-        )
-        .execute(&mut *tx)
-        .await?;
+        store::mark_requeued(&mut tx, id, why).await?;
         concurrency::release_call_slot(&mut tx, id, "not sent to Bolna; call re-queued").await?;
         let call = select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *tx).await?;
         tx.commit().await?;
@@ -156,16 +152,9 @@ impl CallService {
 
     async fn record_unknown(&self, id: CallId, error: &BolnaError) -> Result<Call, CallError> {
         let reason = format!("outcome of the request to Bolna unknown: {error}");
-        // Unless a webhook already told us which execution it is.
-        sqlx::query!(
-            "UPDATE calls SET reconcile_reason = $2 WHERE id = $1 AND bolna_execution_id IS NULL",
-            id as CallId,
-            reason
-        )
-        .execute(self.pool())
-        .await?;
-        tracing::warn!(call_id = %id, error = %error, "Bolna's answer was lost: the call keeps its slot until reconciled");
         let mut conn = self.pool().acquire().await?;
+        store::mark_for_reconciliation(&mut conn, id, &reason).await?;
+        tracing::warn!(call_id = %id, error = %error, "Bolna's answer was lost: the call keeps its slot until reconciled");
         Ok(select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *conn).await?)
     }
 }
@@ -205,49 +194,41 @@ pub(crate) async fn record_batch(
     }
 }
 
-/// One statement, committed on its own: each call (returned as recorded) and, in the `WITH`, its
-/// slot, which PostgreSQL updates after the calls' rows (the ledger's lock order).
+/// Bolna's answer for one call, as the record statement reads it (one JSON object per call).
+#[derive(Debug, serde::Serialize)]
+struct Answer<'a> {
+    call_id: CallId,
+    answered_execution_id: &'a str,
+    answered_status: &'a str,
+}
+
+/// One statement, committed on its own: each call (returned as recorded), then its slot gets the
+/// execution ID (the ledger's `attach_execution_ids`, after the calls' rows: the lock order).
 async fn record_all(pool: &PgPool, requests: &[RecordRequest]) -> sqlx::Result<HashMap<CallId, Call>> {
-    let ids: Vec<uuid::Uuid> = requests.iter().map(|r| r.id.as_uuid()).collect();
-    let executions: Vec<&str> = requests.iter().map(|r| r.execution_id.as_str()).collect();
-    let statuses: Vec<&str> = requests.iter().map(|r| r.status.as_str()).collect();
-    let calls = update_call_returning!(
-        r#"WITH answers AS (
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS a(call_id, answered_execution_id, answered_status)),
+    let answers: Vec<Answer<'_>> = requests
+        .iter()
+        .map(|r| Answer { call_id: r.id, answered_execution_id: &r.execution_id, answered_status: &r.status })
+        .collect();
+    let calls = call_query!(
+        [r#"WITH answers AS (
+             SELECT * FROM jsonb_to_recordset($1) AS a(call_id uuid, answered_execution_id text, answered_status text)),
+           recorded AS (
+             UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, a.answered_execution_id),
+                              status = CASE WHEN status = 'initiating' THEN a.answered_status ELSE status END,
+                              started_at = COALESCE(started_at, now()),
+                              reconcile_reason = NULL, error = NULL
+             FROM answers a
+             WHERE id = a.call_id
+             RETURNING calls.*),
            slots AS (
-             UPDATE active_calls s SET bolna_execution_id = a.answered_execution_id FROM answers a
-             WHERE s.id = a.call_id AND s.bolna_execution_id IS DISTINCT FROM a.answered_execution_id)
-           UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, a.answered_execution_id),
-                            status = CASE WHEN status = 'initiating' THEN a.answered_status ELSE status END,
-                            started_at = COALESCE(started_at, now()),
-                            reconcile_reason = NULL, error = NULL
-           FROM answers a
-           WHERE id = a.call_id"#,
-        &ids[..],
-        &executions[..] as _,
-        &statuses[..] as _
+             SELECT attach_execution_ids(array_agg(r.id), array_agg(r.bolna_execution_id)) FROM recorded r)
+           SELECT"#],
+        ["\n           FROM recorded, slots"],
+        sqlx::types::Json(&answers) as _
     )
     .fetch_all(pool)
     .await?;
     Ok(calls.into_iter().map(|call| (call.id, call)).collect())
-}
-
-/// `failed` with a reason, unless the call already ended; a campaign contact is settled.
-pub(crate) async fn mark_failed(
-    conn: &mut PgConnection,
-    id: CallId,
-    reason: &str,
-    config: &ServiceConfig,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"UPDATE calls SET status = 'failed', error = $2, ended_at = COALESCE(ended_at, now())
-           WHERE id = $1 AND status NOT IN ('completed','no-answer','busy','failed','canceled','stopped','error','balance-low')"#,
-        id as CallId,
-        reason
-    )
-    .execute(&mut *conn)
-    .await?;
-    crate::campaigns::settle::settle_contact(conn, id, config.clock.now()).await
 }
 
 /// Bolna's request for a call: our call ID (and user) ride in `user_data`, which Bolna echoes in

@@ -159,7 +159,7 @@ impl CallService {
             .await?;
         }
         if target == CampaignStatus::Running {
-            crate::calls::handover::announce_free_capacity(&mut tx).await?;
+            concurrency::announce_free_capacity(&mut tx).await?;
         }
         let campaign = select_campaign!("WHERE id = $1", id).fetch_one(&mut *tx).await?;
         tx.commit().await?;

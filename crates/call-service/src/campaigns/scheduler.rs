@@ -136,7 +136,7 @@ impl CallService {
         complete_if_finished(&mut tx, id).await?;
         tx.commit().await?;
         for call in started {
-            self.spawn_start(call);
+            self.start_after_commit(Some(call));
         }
         Ok(placed as usize)
     }
@@ -148,11 +148,11 @@ impl CallService {
         campaign: &Campaign,
         now: DateTime<Utc>,
     ) -> Result<i64, CallError> {
-        // Live = holding a slot (until the line is free) or waiting in the queue for one.
+        // Live = waiting in the queue for a slot, or holding one until the line is free
+        // (`call-disconnected` or a terminal status frees it).
         let row = sqlx::query!(
-            r#"SELECT (SELECT count(*) FROM active_calls a JOIN calls c ON c.id = a.id WHERE c.campaign_id = $1)
-                    + (SELECT count(*) FROM calls WHERE campaign_id = $1 AND status = 'queued' AND bolna_execution_id IS NULL)
-                      AS "live!",
+            r#"SELECT (SELECT count(*) FROM calls WHERE campaign_id = $1
+                         AND NOT call_status_is_terminal(status) AND status <> 'call-disconnected') AS "live!",
                       (SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "last_minute!""#,
             campaign.id,
             now - TimeDelta::seconds(60)

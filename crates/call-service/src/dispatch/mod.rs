@@ -7,10 +7,11 @@ mod claim;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::calls::handover::DISPATCH_CHANNEL;
+use concurrency::DISPATCH_CHANNEL;
+
 use crate::error::CallError;
 use crate::service::CallService;
-use claim::{startable_heads, Claim};
+use claim::Claim;
 
 impl CallService {
     /// Runs the dispatcher until `shutdown` is cancelled.
@@ -47,19 +48,19 @@ impl CallService {
             return Ok(0);
         }
         loop {
-            let heads = {
+            let queues = {
                 let mut conn = self.pool().acquire().await?;
-                startable_heads(&mut conn, self.config().dispatch_batch).await?
+                concurrency::startable_queues(&mut conn, self.config().dispatch_batch).await?
             };
-            if heads.is_empty() {
+            if queues.is_empty() {
                 return Ok(started);
             }
             let mut progress = false;
-            for head in &heads {
-                match self.claim(head).await? {
+            for queue in &queues {
+                match self.claim(queue).await? {
                     Claim::Claimed(call) => {
-                        tracing::debug!(call_id = %call.id, waited_ms = (chrono::Utc::now() - head.created_at).num_milliseconds(), "queued call claimed");
-                        self.spawn_start(*call);
+                        tracing::debug!(call_id = %call.id, waited_ms = (chrono::Utc::now() - queue.head_created_at).num_milliseconds(), "queued call claimed");
+                        self.start_after_commit(Some(*call));
                         started += 1;
                         progress = true;
                     }

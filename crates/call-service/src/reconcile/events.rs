@@ -35,7 +35,7 @@ impl CallService {
             if still_open.is_none() {
                 continue;
             }
-            let result = apply_execution(&mut tx, &execution, self.config(), None).await?;
+            let result = apply_execution(&mut tx, &execution, &self.slot_policy(), self.now(), None).await?;
             if result.outcome == EventOutcome::Unmatched && event.outcome == "unmatched" {
                 continue; // still nobody's: leave it (the transaction rolls back)
             }
@@ -52,9 +52,7 @@ impl CallService {
             self.metrics().reconciled("webhook_event_reapplied");
             tracing::info!(event_id = event.id, execution_id = %execution.id, outcome = result.outcome.as_str(),
                 "reconciler applied a stored webhook event");
-            if let Some(next) = result.next {
-                self.spawn_start(next);
-            }
+            self.start_after_commit(result.next);
         }
         Ok(applied)
     }

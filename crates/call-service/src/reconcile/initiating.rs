@@ -5,8 +5,8 @@
 use bolna_client::{BolnaError, Execution};
 use chrono::{TimeDelta, Utc};
 
-use crate::calls::handover::release_and_hand_over;
-use crate::calls::{mark_failed, Call};
+use crate::calls::ending::{end_call, Ending};
+use crate::calls::Call;
 use crate::error::CallError;
 use crate::service::CallService;
 use crate::webhooks::apply_execution;
@@ -98,14 +98,12 @@ impl CallService {
 
     async fn adopt(&self, call: &Call, execution: &Execution) -> Result<(), CallError> {
         let mut tx = self.pool().begin().await?;
-        let applied = apply_execution(&mut tx, execution, self.config(), None).await?;
+        let applied = apply_execution(&mut tx, execution, &self.slot_policy(), self.now(), None).await?;
         tx.commit().await?;
         self.metrics().reconciled("initiating_adopted");
         tracing::info!(call_id = %call.id, execution_id = %execution.id, status = %execution.status,
             outcome = applied.outcome.as_str(), "reconciler adopted Bolna's execution for a call stuck in initiating");
-        if let Some(next) = applied.next {
-            self.spawn_start(next);
-        }
+        self.start_after_commit(applied.next);
         Ok(())
     }
 
@@ -122,14 +120,11 @@ impl CallService {
             return Ok(false);
         }
         let reason = "not placed: Bolna has no execution for this call";
-        mark_failed(&mut tx, id, reason, self.config()).await?;
-        let next = release_and_hand_over(&mut tx, id, reason, self.config()).await?;
+        let next = end_call(&mut tx, id, Ending::Failed(reason), &self.slot_policy(), self.now()).await?;
         tx.commit().await?;
         self.metrics().reconciled("initiating_not_placed");
         tracing::warn!(call_id = %id, reason, "reconciler failed a call Bolna never received");
-        if let Some(next) = next {
-            self.spawn_start(next);
-        }
+        self.start_after_commit(next);
         Ok(true)
     }
 }

@@ -2,10 +2,14 @@
 //! commit); when applying fails the event is still stored, as `pending`, for the reconciler.
 //! Nothing Bolna sends is lost, and applying the same body twice has the effect of applying it once.
 
-mod apply;
+mod batched;
+mod decision;
+mod locked;
 mod store;
+mod writer;
 
-pub(crate) use apply::{apply_execution, apply_live_batch, Applied, LiveOutcome, LiveWebhook};
+pub(crate) use batched::{apply_live_batch, LiveOutcome, LiveWebhook};
+pub(crate) use locked::{apply_execution, Applied};
 pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
 
@@ -111,7 +115,8 @@ impl CallService {
             Some(applied) => applied,
             None => {
                 let mut tx = self.pool().begin().await?;
-                let applied = apply_execution(&mut tx, execution, self.config(), Some(event)).await?;
+                let applied =
+                    apply_execution(&mut tx, execution, &self.slot_policy(), self.now(), Some(event)).await?;
                 tx.commit().await?;
                 applied
             }
@@ -133,9 +138,7 @@ impl CallService {
             call_id = applied.call.map(|c| c.to_string()).unwrap_or_default(),
             "webhook processed"
         );
-        if let Some(next) = applied.next {
-            self.spawn_start(next);
-        }
+        self.start_after_commit(applied.next);
         Ok(WebhookReceipt::Stored { event_id, outcome: applied.outcome, call_id: applied.call })
     }
 

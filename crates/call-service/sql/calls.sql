@@ -1,0 +1,90 @@
+-- The call lifecycle's SQL functions and triggers as they are defined today.
+--
+-- Owner: crates/call-service. Read this file, not the migrations, to learn what runs today. A
+-- change here ships as a new migration that repeats the changed definitions; the test
+-- tests/api/definitions.rs fails until the migrated database matches this file. (The slot
+-- ledger's own functions are in crates/concurrency/sql/ledger.sql.)
+
+-- Rows keep their last change time (users, calls, webhook_events, campaigns, campaign_contacts).
+CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+-- A call's terminal statuses: it will not change again (Rust: CallStatus::is_terminal; a test
+-- checks that the two agree).
+CREATE OR REPLACE FUNCTION call_status_is_terminal(p_status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_status IN ('completed', 'no-answer', 'busy', 'failed', 'canceled', 'stopped', 'error', 'balance-low')
+$$;
+
+-- Live events (GET /v1/events): one `events` row per call change that matters to a client (its
+-- status or its execution ID), written once per statement from its transition tables, in the same
+-- transaction as the change. A call.updated row carries the call as it was after the change, less
+-- internal columns. Readers order by (tx_id, id) and read a row only once its transaction is older
+-- than every running one (crates/call-service/src/events/repository.rs).
+CREATE OR REPLACE FUNCTION record_inserted_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO events (user_id, kind, subject_id, status, payload)
+    SELECT n.user_id, 'call.updated', n.id, n.status,
+           to_jsonb(n) - ARRAY['request_fingerprint', 'reconcile_reason', 'cancel_requested_at',
+                               'last_event_at', 'hangup_provider_code', 'contact_id']
+      FROM inserted_calls n;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION record_updated_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO events (user_id, kind, subject_id, status, payload)
+    SELECT n.user_id, 'call.updated', n.id, n.status,
+           to_jsonb(n) - ARRAY['request_fingerprint', 'reconcile_reason', 'cancel_requested_at',
+                               'last_event_at', 'hangup_provider_code', 'contact_id']
+      FROM updated_calls n JOIN previous_calls o ON o.id = n.id
+     WHERE o.status IS DISTINCT FROM n.status
+        OR o.bolna_execution_id IS DISTINCT FROM n.bolna_execution_id;
+    RETURN NULL;
+END
+$$;
+
+-- campaign.updated carries no snapshot: it is rendered with the campaign's progress when sent.
+CREATE OR REPLACE FUNCTION record_campaign_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO events (user_id, kind, subject_id, status)
+    VALUES (NEW.user_id, 'campaign.updated', NEW.id, NEW.status);
+    RETURN NULL;
+END
+$$;
+
+-- The triggers, by table.
+CREATE OR REPLACE TRIGGER users_set_updated_at BEFORE UPDATE ON users
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+CREATE OR REPLACE TRIGGER calls_set_updated_at BEFORE UPDATE ON calls
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE OR REPLACE TRIGGER calls_events_on_insert AFTER INSERT ON calls
+    REFERENCING NEW TABLE AS inserted_calls
+    FOR EACH STATEMENT EXECUTE FUNCTION record_inserted_call_events();
+CREATE OR REPLACE TRIGGER calls_events_on_update AFTER UPDATE ON calls
+    REFERENCING OLD TABLE AS previous_calls NEW TABLE AS updated_calls
+    FOR EACH STATEMENT EXECUTE FUNCTION record_updated_call_events();
+
+CREATE OR REPLACE TRIGGER webhook_events_set_updated_at BEFORE UPDATE ON webhook_events
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+CREATE OR REPLACE TRIGGER campaigns_set_updated_at BEFORE UPDATE ON campaigns
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE OR REPLACE TRIGGER campaigns_event_on_insert AFTER INSERT ON campaigns
+    FOR EACH ROW EXECUTE FUNCTION record_campaign_event();
+CREATE OR REPLACE TRIGGER campaigns_event_on_change AFTER UPDATE ON campaigns
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION record_campaign_event();
+
+CREATE OR REPLACE TRIGGER campaign_contacts_set_updated_at BEFORE UPDATE ON campaign_contacts
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();

@@ -1,0 +1,100 @@
+//! The writes of `calls` that the use cases share: plain functions over the caller's connection
+//! (so they run in its transaction), each one statement. Reads are in `repository`.
+
+use sqlx::PgConnection;
+
+use super::model::Call;
+use crate::{select_call, CallId};
+
+/// The call's row, locked until the caller's transaction ends (lock order: the call first).
+/// `None` when there is no such call.
+pub(crate) async fn lock_call(conn: &mut PgConnection, id: CallId) -> sqlx::Result<Option<Call>> {
+    select_call!("WHERE id = $1 FOR UPDATE", id as CallId).fetch_optional(conn).await
+}
+
+/// `failed` with a reason, unless the call already ended.
+pub(crate) async fn mark_failed(conn: &mut PgConnection, id: CallId, reason: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE calls SET status = 'failed', error = $2, ended_at = COALESCE(ended_at, now())
+           WHERE id = $1 AND NOT call_status_is_terminal(status)"#,
+        id as CallId,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `canceled` after Bolna stopped the call, if Bolna still had it waiting.
+pub(crate) async fn mark_stopped_at_bolna(conn: &mut PgConnection, id: CallId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE calls SET status = 'canceled', ended_at = COALESCE(ended_at, now()), error = 'canceled by the user (stopped at Bolna)'
+         WHERE id = $1 AND status IN ('queued', 'scheduled', 'prepared', 'rescheduled')",
+        id as CallId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `canceled` while still waiting in Switchboard's queue. False when it no longer waits.
+pub(crate) async fn cancel_waiting(conn: &mut PgConnection, id: CallId) -> sqlx::Result<bool> {
+    let canceled = sqlx::query!(
+        "UPDATE calls SET status = 'canceled', ended_at = now(), error = 'canceled by the user'
+         WHERE id = $1 AND status = 'queued' AND bolna_execution_id IS NULL",
+        id as CallId
+    )
+    .execute(conn)
+    .await?;
+    Ok(canceled.rows_affected() == 1)
+}
+
+/// The user asked to cancel a call Bolna has queued: its `stopped` then reads as `canceled`.
+pub(crate) async fn mark_cancel_requested(conn: &mut PgConnection, id: CallId) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE calls SET cancel_requested_at = now() WHERE id = $1", id as CallId)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A call that held a slot but was not sent goes back to `queued`, keeping its place (its
+/// `created_at`); the caller frees the slot.
+pub(crate) async fn mark_requeued(conn: &mut PgConnection, id: CallId, why: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE calls SET status = 'queued', queued_at = COALESCE(queued_at, now()), error = $2 WHERE id = $1 AND status = 'initiating'",
+        id as CallId,
+        format!("re-queued: {why}")
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Bolna's answer to the call was lost: the reconciler must find out (unless a webhook already
+/// told which execution it is).
+pub(crate) async fn mark_for_reconciliation(
+    conn: &mut PgConnection,
+    id: CallId,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE calls SET reconcile_reason = $2 WHERE id = $1 AND bolna_execution_id IS NULL",
+        id as CallId,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adopts the execution ID a webhook names onto a call that had none.
+pub(crate) async fn adopt_execution_id(
+    conn: &mut PgConnection,
+    id: CallId,
+    execution_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE calls SET bolna_execution_id = $2 WHERE id = $1", id as CallId, execution_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

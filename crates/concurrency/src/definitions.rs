@@ -1,0 +1,5 @@
+//! The ledger's SQL functions and view as they are defined today (`sql/ledger.sql`). Migrations
+//! apply them; a test checks that the migrated database matches this text.
+
+/// Every `CREATE OR REPLACE` of the ledger, in the order they must run.
+pub const LEDGER_SQL: &str = include_str!("../sql/ledger.sql");

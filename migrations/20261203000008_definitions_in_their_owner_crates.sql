@@ -1,0 +1,419 @@
+-- One owner for the slot ledger (issue 19). From here on, the current definition of every SQL
+-- function, view and trigger lives in the crate that owns it, readable in one file:
+--   crates/concurrency/sql/ledger.sql  the slot ledger (admission, the queue, reservations, leases)
+--   crates/call-service/sql/calls.sql  the call lifecycle (live-event triggers, updated_at, statuses)
+-- This migration applies both files as they were at this change (a copy: applied migrations never
+-- change). A later change edits the file and adds a migration that repeats what it changed;
+-- tests/api/definitions.rs fails while the migrated database and the files disagree.
+--
+-- The ledger's rules were written three times (reserve_call_slot, admit_calls, the dispatcher's
+-- query); each is now one SQL function the others call. Replaced here: admit_calls takes its batch
+-- as one JSON array of calls instead of eleven parallel arrays; check_call_slot and take_call_slot
+-- are gone (reserve_call_slot, start_queue_head and admit_calls share user_free_slots,
+-- slot_queue_head, claim_account_lines and take_slots).
+DROP FUNCTION admit_calls(uuid[], uuid[], text[], uuid[], uuid[], text[], text[], text[], jsonb[], text[], bytea[],
+                          boolean, integer, double precision);
+DROP FUNCTION check_call_slot(uuid, text, uuid, integer);
+DROP FUNCTION take_call_slot(uuid, text, uuid, integer, double precision);
+
+-- ---------------------------------------------------------------------------------------------
+-- crates/concurrency/sql/ledger.sql
+-- ---------------------------------------------------------------------------------------------
+-- The slot ledger in PostgreSQL: the current definition of every rule and function it runs.
+--
+-- Owner: crates/concurrency. Read this file, not the migrations, to learn what runs today. A change
+-- here ships as a new migration that repeats the changed definitions; the test
+-- crates/concurrency/tests/definitions.rs fails until the migrated database matches this file.
+--
+-- Tables (only crates/concurrency reads or writes them):
+--   active_calls   one row per held slot (id = the call's id): user, call type, Bolna's execution
+--                  ID, and a lease the reconciler checks when it runs out;
+--   account_slots  one row per account line (Bolna's account concurrency), naming the call on it.
+-- The queue is not a table: it is the calls waiting for a slot (slot_queue below).
+--
+-- Lock order, on every path: a call's row, then its slot, then its user's row. Queued calls and
+-- account lines are only ever locked with SKIP LOCKED, so they never wait.
+
+-- Rule 1, the queue: a call waits for a slot while it is `queued` and Bolna has no execution for
+-- it (Bolna's own `queued` comes with an execution ID). Served by the partial index idx_calls_queue.
+CREATE OR REPLACE VIEW slot_queue AS
+    SELECT c.id, c.user_id, c.call_type, c.created_at
+      FROM calls c
+     WHERE c.status = 'queued' AND c.bolna_execution_id IS NULL;
+
+-- Rule 2, FIFO: the head of a user's queue of one call type is its oldest waiting call. A new call
+-- may take a free slot only when its queue is empty; a freed slot goes to the head.
+CREATE OR REPLACE FUNCTION slot_queue_head(p_user uuid, p_call_type text)
+RETURNS TABLE (id uuid, created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT q.id, q.created_at
+      FROM slot_queue q
+     WHERE q.user_id = p_user AND q.call_type = p_call_type
+     ORDER BY q.created_at, q.id
+     LIMIT 1
+$$;
+
+-- Rule 3, the user's limit: how many more slots of a call type the user may hold now (its limit
+-- minus the slots it holds; no row for an unknown user). Exact when read after the user's row
+-- lock, in a statement that began after the lock was granted (READ COMMITTED: a fresh snapshot).
+CREATE OR REPLACE FUNCTION user_free_slots(p_user uuid, p_call_type text)
+RETURNS TABLE (free bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT (CASE p_call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END)
+           - (SELECT count(*) FROM active_calls a WHERE a.user_id = p_user AND a.call_type = p_call_type)
+      FROM users u
+     WHERE u.id = p_user
+$$;
+
+-- Rule 4, the account's lines: locks up to p_wanted free lines numbered 1..p_lines and returns
+-- them in order. The search starts at a random line and wraps around: starting every search at
+-- line 1 made all admissions race for the same rows and walk past every claimed line (10 ms per
+-- claim at 32 clients). The lines are only locked here; take_slots writes who holds them.
+CREATE OR REPLACE FUNCTION claim_account_lines(p_wanted integer, p_lines integer)
+RETURNS integer[]
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_start integer := 1 + floor(random() * p_lines)::integer;
+    v_lines integer[];
+    v_more integer[];
+BEGIN
+    IF p_wanted <= 0 THEN
+        RETURN '{}';
+    END IF;
+    SELECT coalesce(array_agg(l.slot_no ORDER BY l.slot_no), '{}') INTO v_lines FROM (
+        SELECT s.slot_no FROM account_slots s
+         WHERE s.call_id IS NULL AND s.slot_no >= v_start AND s.slot_no <= p_lines
+         ORDER BY s.slot_no LIMIT p_wanted FOR UPDATE SKIP LOCKED) l;
+    IF cardinality(v_lines) < p_wanted THEN
+        SELECT coalesce(array_agg(l.slot_no ORDER BY l.slot_no), '{}') INTO v_more FROM (
+            SELECT s.slot_no FROM account_slots s
+             WHERE s.call_id IS NULL AND s.slot_no < v_start
+             ORDER BY s.slot_no LIMIT p_wanted - cardinality(v_lines) FOR UPDATE SKIP LOCKED) l;
+        v_lines := v_lines || v_more;
+    END IF;
+    RETURN v_lines;
+END
+$$;
+
+-- Taking slots: each call (which must exist) gets its slot row, with the lease running from now,
+-- and the line claim_account_lines locked for it. The slot copies the call's user and type.
+CREATE OR REPLACE FUNCTION take_slots(p_calls uuid[], p_lines integer[], p_lease_seconds double precision)
+RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    INSERT INTO active_calls (id, user_id, call_type, started_at, lease_expires_at)
+    SELECT c.id, c.user_id, c.call_type, now(), now() + make_interval(secs => p_lease_seconds)
+      FROM unnest(p_calls) AS t(id) JOIN calls c ON c.id = t.id;
+    UPDATE account_slots s SET call_id = t.id, claimed_at = now()
+      FROM unnest(p_calls, p_lines) AS t(id, line)
+     WHERE s.slot_no = t.line;
+END
+$$;
+
+-- Reserving a slot for an existing call (rules 3 and 4). outcome: 'reserved' (also when it held
+-- one already), 'user_limit' (with active and call_limit), 'account_limit', 'unknown_user'.
+CREATE OR REPLACE FUNCTION reserve_call_slot(
+    p_user uuid, p_call_type text, p_call uuid, p_account_lines integer, p_lease_seconds double precision,
+    OUT outcome text, OUT active bigint, OUT call_limit integer)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_free bigint;
+    v_lines integer[];
+BEGIN
+    -- Serialises this user's reservations across all instances until the caller commits.
+    SELECT CASE p_call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END
+      INTO call_limit
+      FROM users u WHERE u.id = p_user FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'unknown_user';
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM active_calls a WHERE a.id = p_call) THEN
+        outcome := 'reserved';
+        RETURN;
+    END IF;
+    SELECT f.free INTO v_free FROM user_free_slots(p_user, p_call_type) f;
+    IF v_free <= 0 THEN
+        outcome := 'user_limit';
+        active := call_limit - v_free;
+        RETURN;
+    END IF;
+    v_lines := claim_account_lines(1, p_account_lines);
+    IF cardinality(v_lines) = 0 THEN
+        outcome := 'account_limit';
+        RETURN;
+    END IF;
+    PERFORM take_slots(ARRAY[p_call], v_lines, p_lease_seconds);
+    outcome := 'reserved';
+END
+$$;
+
+-- Starting the head of a user's queue (rules 2, 3, 4): used by the hand-over of a freed slot and
+-- by the dispatcher alike. The head takes a slot and a line and becomes `initiating` (its
+-- queued_at is kept: it waited). outcome: 'started' (call_id = the head), 'empty', 'user_limit',
+-- 'account_limit', or 'busy' (another transaction holds the head: a cancel in flight).
+CREATE OR REPLACE FUNCTION start_queue_head(
+    p_user uuid, p_call_type text, p_account_lines integer, p_lease_seconds double precision,
+    OUT outcome text, OUT call_id uuid)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_free bigint;
+    v_lines integer[];
+BEGIN
+    PERFORM 1 FROM users u WHERE u.id = p_user FOR NO KEY UPDATE;
+    SELECT f.free INTO v_free FROM user_free_slots(p_user, p_call_type) f;
+    IF coalesce(v_free, 0) <= 0 THEN
+        outcome := 'user_limit';
+        RETURN;
+    END IF;
+    SELECT h.id INTO call_id FROM slot_queue_head(p_user, p_call_type) h;
+    IF call_id IS NULL THEN
+        outcome := 'empty';
+        RETURN;
+    END IF;
+    PERFORM 1 FROM calls c WHERE c.id = call_id FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        outcome := 'busy';
+        call_id := NULL;
+        RETURN;
+    END IF;
+    v_lines := claim_account_lines(1, p_account_lines);
+    IF cardinality(v_lines) = 0 THEN
+        outcome := 'account_limit';
+        call_id := NULL;
+        RETURN;
+    END IF;
+    PERFORM take_slots(ARRAY[call_id], v_lines, p_lease_seconds);
+    UPDATE calls SET status = 'initiating' WHERE id = call_id;
+    outcome := 'started';
+END
+$$;
+
+-- The new calls of an admission, one JSON object each, in arrival order (see
+-- concurrency::CallToAdmit for the fields).
+CREATE OR REPLACE FUNCTION admission_rows(p_calls jsonb)
+RETURNS TABLE (ord bigint, id uuid, user_id uuid, call_type text, campaign_id uuid, contact_id uuid,
+               agent_id text, recipient_phone_number text, from_phone_number text, user_data jsonb,
+               idempotency_key text, request_fingerprint bytea)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT e.ord, r.id, r.user_id, r.call_type, r.campaign_id, r.contact_id, r.agent_id,
+           r.recipient_phone_number, r.from_phone_number, coalesce(r.user_data, '{}'), r.idempotency_key,
+           decode(r.request_fingerprint, 'hex')
+      FROM jsonb_array_elements(p_calls) WITH ORDINALITY AS e(call, ord),
+           jsonb_to_record(e.call) AS r(id uuid, user_id uuid, call_type text, campaign_id uuid,
+                                        contact_id uuid, agent_id text, recipient_phone_number text,
+                                        from_phone_number text, user_data jsonb, idempotency_key text,
+                                        request_fingerprint text)
+$$;
+
+-- Admission of a batch of new calls (one call is a batch of one), in one statement from the
+-- client's side. A call whose number is on its user's do-not-call list, or whose Idempotency-Key
+-- its user already used (in the table or earlier in the batch), is not inserted. The others are
+-- inserted as `initiating` holding a slot and a line when rules 2-4 allow (nobody of the same user
+-- and type waits, the user has a free slot of that type, a line is free), else as `queued`. Calls
+-- of one user and type take free slots in batch order, and the calls left without a line are a
+-- suffix of that order, so FIFO holds within the batch too. p_may_reserve is false while Bolna is
+-- held back (circuit open): every call then queues. Returns the inserted calls (any order); the
+-- caller tells why a call is missing.
+CREATE OR REPLACE FUNCTION admit_calls(
+    p_calls jsonb, p_may_reserve boolean, p_account_lines integer, p_lease_seconds double precision)
+RETURNS SETOF calls
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    -- Per call, in batch order: NULL (not inserted), 'queued', or 'candidate' (a slot is free).
+    v_decisions text[];
+    v_lines integer[];
+    -- Per call, in batch order: the line it takes (NULL: it queues).
+    v_line_of integer[] := '{}';
+    v_taken integer := 0;
+    v_started uuid[];
+    v_started_lines integer[];
+BEGIN
+    -- Serialises admissions per user across all instances until commit. Every batch locks its
+    -- users in one order (by id), so concurrent batches never wait on each other in a cycle.
+    PERFORM 1 FROM users u
+     WHERE u.id IN (SELECT a.user_id FROM admission_rows(p_calls) a)
+     ORDER BY u.id FOR NO KEY UPDATE;
+
+    -- A new statement, so a snapshot taken after the locks were granted.
+    WITH input AS (SELECT * FROM admission_rows(p_calls)),
+    admissible AS (
+        SELECT i.* FROM input i
+         WHERE NOT EXISTS (SELECT 1 FROM do_not_call d
+                            WHERE d.user_id = i.user_id AND d.phone_number = i.recipient_phone_number)
+           AND (i.idempotency_key IS NULL OR (
+                NOT EXISTS (SELECT 1 FROM calls c
+                             WHERE c.user_id = i.user_id AND c.idempotency_key = i.idempotency_key)
+                AND NOT EXISTS (SELECT 1 FROM input j
+                                 WHERE j.user_id = i.user_id AND j.idempotency_key = i.idempotency_key
+                                   AND j.ord < i.ord)))),
+    free AS (
+        SELECT g.user_id, g.call_type,
+               CASE WHEN p_may_reserve AND NOT EXISTS (SELECT 1 FROM slot_queue_head(g.user_id, g.call_type))
+                    THEN coalesce((SELECT f.free FROM user_free_slots(g.user_id, g.call_type) f), 0)
+                    ELSE 0 END AS slots
+          FROM (SELECT DISTINCT a.user_id, a.call_type FROM admissible a) g),
+    decided AS (
+        SELECT a.ord,
+               CASE WHEN row_number() OVER (PARTITION BY a.user_id, a.call_type ORDER BY a.ord) <= f.slots
+                    THEN 'candidate' ELSE 'queued' END AS decision
+          FROM admissible a JOIN free f ON f.user_id = a.user_id AND f.call_type = a.call_type)
+    SELECT array_agg(d.decision ORDER BY i.ord) INTO v_decisions
+      FROM input i LEFT JOIN decided d ON d.ord = i.ord;
+
+    -- The n-th candidate takes the n-th line found; candidates past the last line queue.
+    v_lines := claim_account_lines(
+        (SELECT count(*)::integer FROM unnest(v_decisions) d WHERE d = 'candidate'), p_account_lines);
+    FOR k IN 1 .. coalesce(cardinality(v_decisions), 0) LOOP
+        v_line_of[k] := NULL;
+        IF v_decisions[k] = 'candidate' AND v_taken < cardinality(v_lines) THEN
+            v_taken := v_taken + 1;
+            v_line_of[k] := v_lines[v_taken];
+        END IF;
+    END LOOP;
+
+    RETURN QUERY
+    INSERT INTO calls AS c (id, user_id, call_type, campaign_id, contact_id, agent_id,
+                            recipient_phone_number, from_phone_number, user_data, status,
+                            idempotency_key, request_fingerprint, queued_at)
+    SELECT i.id, i.user_id, i.call_type, i.campaign_id, i.contact_id, i.agent_id,
+           i.recipient_phone_number, i.from_phone_number, i.user_data,
+           CASE WHEN v_line_of[i.ord] IS NULL THEN 'queued' ELSE 'initiating' END,
+           i.idempotency_key, i.request_fingerprint, CASE WHEN v_line_of[i.ord] IS NULL THEN now() END
+      FROM admission_rows(p_calls) i
+     WHERE v_decisions[i.ord] IS NOT NULL
+     ORDER BY i.ord
+    ON CONFLICT (user_id, idempotency_key) DO NOTHING
+    RETURNING c.*;
+
+    -- The slots of the calls inserted as `initiating` (one that lost an Idempotency-Key race to
+    -- another instance was not inserted: its line stays free).
+    SELECT array_agg(i.id ORDER BY i.ord), array_agg(v_line_of[i.ord] ORDER BY i.ord)
+      INTO v_started, v_started_lines
+      FROM admission_rows(p_calls) i
+     WHERE v_line_of[i.ord] IS NOT NULL AND EXISTS (SELECT 1 FROM calls c WHERE c.id = i.id);
+    IF v_started IS NOT NULL THEN
+        PERFORM take_slots(v_started, v_started_lines, p_lease_seconds);
+    END IF;
+END
+$$;
+
+-- Giving Bolna's execution IDs to the slots of their calls (a call without a slot, e.g. one whose
+-- line a fast webhook already freed, is skipped). Returns how many slots changed. Called by the
+-- statement that records Bolna's answers on the calls, after it has updated (locked) their rows.
+CREATE OR REPLACE FUNCTION attach_execution_ids(p_calls uuid[], p_executions text[])
+RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    WITH attached AS (
+        UPDATE active_calls a SET bolna_execution_id = t.execution_id
+          FROM unnest(p_calls, p_executions) AS t(id, execution_id)
+         WHERE a.id = t.id AND t.execution_id IS NOT NULL
+           AND a.bolna_execution_id IS DISTINCT FROM t.execution_id
+        RETURNING 1)
+    SELECT count(*)::integer FROM attached
+$$;
+
+-- Renewing the leases of live calls: to p_lease_seconds from now, but only once less than half of
+-- the lease is left (a call's live webhooks come seconds apart; each renewal writes four indexes).
+-- Called by the statement that applies live webhooks, after it has updated the calls' rows.
+CREATE OR REPLACE FUNCTION renew_leases(p_calls uuid[], p_lease_seconds double precision)
+RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    UPDATE active_calls a SET lease_expires_at = now() + make_interval(secs => p_lease_seconds)
+     WHERE a.id = ANY (p_calls)
+       AND a.lease_expires_at < now() + make_interval(secs => p_lease_seconds / 2)
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- crates/call-service/sql/calls.sql
+-- ---------------------------------------------------------------------------------------------
+-- The call lifecycle's SQL functions and triggers as they are defined today.
+--
+-- Owner: crates/call-service. Read this file, not the migrations, to learn what runs today. A
+-- change here ships as a new migration that repeats the changed definitions; the test
+-- tests/api/definitions.rs fails until the migrated database matches this file. (The slot
+-- ledger's own functions are in crates/concurrency/sql/ledger.sql.)
+
+-- Rows keep their last change time (users, calls, webhook_events, campaigns, campaign_contacts).
+CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+-- A call's terminal statuses: it will not change again (Rust: CallStatus::is_terminal; a test
+-- checks that the two agree).
+CREATE OR REPLACE FUNCTION call_status_is_terminal(p_status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_status IN ('completed', 'no-answer', 'busy', 'failed', 'canceled', 'stopped', 'error', 'balance-low')
+$$;
+
+-- Live events (GET /v1/events): one `events` row per call change that matters to a client (its
+-- status or its execution ID), written once per statement from its transition tables, in the same
+-- transaction as the change. A call.updated row carries the call as it was after the change, less
+-- internal columns. Readers order by (tx_id, id) and read a row only once its transaction is older
+-- than every running one (crates/call-service/src/events/repository.rs).
+CREATE OR REPLACE FUNCTION record_inserted_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO events (user_id, kind, subject_id, status, payload)
+    SELECT n.user_id, 'call.updated', n.id, n.status,
+           to_jsonb(n) - ARRAY['request_fingerprint', 'reconcile_reason', 'cancel_requested_at',
+                               'last_event_at', 'hangup_provider_code', 'contact_id']
+      FROM inserted_calls n;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION record_updated_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO events (user_id, kind, subject_id, status, payload)
+    SELECT n.user_id, 'call.updated', n.id, n.status,
+           to_jsonb(n) - ARRAY['request_fingerprint', 'reconcile_reason', 'cancel_requested_at',
+                               'last_event_at', 'hangup_provider_code', 'contact_id']
+      FROM updated_calls n JOIN previous_calls o ON o.id = n.id
+     WHERE o.status IS DISTINCT FROM n.status
+        OR o.bolna_execution_id IS DISTINCT FROM n.bolna_execution_id;
+    RETURN NULL;
+END
+$$;
+
+-- campaign.updated carries no snapshot: it is rendered with the campaign's progress when sent.
+CREATE OR REPLACE FUNCTION record_campaign_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO events (user_id, kind, subject_id, status)
+    VALUES (NEW.user_id, 'campaign.updated', NEW.id, NEW.status);
+    RETURN NULL;
+END
+$$;
+
+-- The triggers, by table.
+CREATE OR REPLACE TRIGGER users_set_updated_at BEFORE UPDATE ON users
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+CREATE OR REPLACE TRIGGER calls_set_updated_at BEFORE UPDATE ON calls
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE OR REPLACE TRIGGER calls_events_on_insert AFTER INSERT ON calls
+    REFERENCING NEW TABLE AS inserted_calls
+    FOR EACH STATEMENT EXECUTE FUNCTION record_inserted_call_events();
+CREATE OR REPLACE TRIGGER calls_events_on_update AFTER UPDATE ON calls
+    REFERENCING OLD TABLE AS previous_calls NEW TABLE AS updated_calls
+    FOR EACH STATEMENT EXECUTE FUNCTION record_updated_call_events();
+
+CREATE OR REPLACE TRIGGER webhook_events_set_updated_at BEFORE UPDATE ON webhook_events
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+CREATE OR REPLACE TRIGGER campaigns_set_updated_at BEFORE UPDATE ON campaigns
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE OR REPLACE TRIGGER campaigns_event_on_insert AFTER INSERT ON campaigns
+    FOR EACH ROW EXECUTE FUNCTION record_campaign_event();
+CREATE OR REPLACE TRIGGER campaigns_event_on_change AFTER UPDATE ON campaigns
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION record_campaign_event();
+
+CREATE OR REPLACE TRIGGER campaign_contacts_set_updated_at BEFORE UPDATE ON campaign_contacts
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
