@@ -6,6 +6,7 @@ mod browser;
 mod calls;
 mod campaigns;
 mod configuration;
+mod definitions;
 mod events;
 mod health;
 mod helpers;

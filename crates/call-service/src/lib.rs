@@ -30,3 +30,8 @@ pub use phone::PhoneNumber;
 pub use reconcile::PassReport;
 pub use service::{CallService, ReconcilerConfig, ServiceConfig};
 pub use tokio_util::sync::CancellationToken;
+
+/// The call lifecycle's SQL functions and triggers as defined today (`sql/calls.sql`; the slot
+/// ledger's are `concurrency::LEDGER_SQL`). Migrations apply them; a test checks that the migrated
+/// database matches this text.
+pub const CALLS_SQL: &str = include_str!("../sql/calls.sql");

@@ -280,16 +280,21 @@ $$;
 -- Giving Bolna's execution IDs to the slots of their calls (a call without a slot, e.g. one whose
 -- line a fast webhook already freed, is skipped). Returns how many slots changed. Called by the
 -- statement that records Bolna's answers on the calls, after it has updated (locked) their rows.
+-- (PL/pgSQL, like every function here that is not inlined into its caller: its plans are cached
+-- per session, where a SQL-language function's body is planned again on every call.)
 CREATE OR REPLACE FUNCTION attach_execution_ids(p_calls uuid[], p_executions text[])
 RETURNS integer
-LANGUAGE sql VOLATILE AS $$
-    WITH attached AS (
-        UPDATE active_calls a SET bolna_execution_id = t.execution_id
-          FROM unnest(p_calls, p_executions) AS t(id, execution_id)
-         WHERE a.id = t.id AND t.execution_id IS NOT NULL
-           AND a.bolna_execution_id IS DISTINCT FROM t.execution_id
-        RETURNING 1)
-    SELECT count(*)::integer FROM attached
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_attached integer;
+BEGIN
+    UPDATE active_calls a SET bolna_execution_id = t.execution_id
+      FROM unnest(p_calls, p_executions) AS t(id, execution_id)
+     WHERE a.id = t.id AND t.execution_id IS NOT NULL
+       AND a.bolna_execution_id IS DISTINCT FROM t.execution_id;
+    GET DIAGNOSTICS v_attached = ROW_COUNT;
+    RETURN v_attached;
+END
 $$;
 
 -- Renewing the leases of live calls: to p_lease_seconds from now, but only once less than half of
@@ -297,8 +302,10 @@ $$;
 -- Called by the statement that applies live webhooks, after it has updated the calls' rows.
 CREATE OR REPLACE FUNCTION renew_leases(p_calls uuid[], p_lease_seconds double precision)
 RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
     UPDATE active_calls a SET lease_expires_at = now() + make_interval(secs => p_lease_seconds)
      WHERE a.id = ANY (p_calls)
-       AND a.lease_expires_at < now() + make_interval(secs => p_lease_seconds / 2)
+       AND a.lease_expires_at < now() + make_interval(secs => p_lease_seconds / 2);
+END
 $$;
