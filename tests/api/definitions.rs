@@ -106,7 +106,10 @@ fn no_sql_outside_the_ledger_crate_names_its_tables() {
             offenders.push(path.strip_prefix(root).unwrap().display().to_string());
         }
     }
-    assert!(offenders.is_empty(), "SQL naming active_calls or account_slots outside concurrency: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "SQL naming active_calls or account_slots outside concurrency: {offenders:?}"
+    );
     assert!(ledger_mentions >= 3, "the check sees the ledger's own SQL ({ledger_mentions} files)");
 }
 

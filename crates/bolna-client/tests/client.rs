@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use bolna_client::{
-    BolnaClient, BolnaError, CallRequest, ClientSettings, Execution, ExecutionStatus, RetryPolicy,
-    StartOutcome,
+    BolnaClient, BolnaError, BolnaStatus, CallRequest, ClientSettings, Execution, ExecutionStatus,
+    RetryPolicy, StartOutcome,
 };
 use chrono::{TimeZone, Utc};
 use secrecy::SecretString;
@@ -105,7 +105,7 @@ fn the_completed_fixture_carries_everything_and_the_legacy_shape_reads_the_same(
     let current: Execution = serde_json::from_value(fixture("webhook_6_completed.json")).unwrap();
     let legacy: Execution = serde_json::from_value(fixture("webhook_legacy_shape_completed.json")).unwrap();
 
-    assert_eq!(current.status, ExecutionStatus::Completed);
+    assert_eq!(current.status, ExecutionStatus::Known(BolnaStatus::Completed));
     assert_eq!(current.duration_seconds(), Some(74.6));
     assert_eq!(current.total_cost, Some(6.42));
     assert_eq!(current.telephony_data.as_ref().unwrap().duration, Some(77.0), "string duration");
@@ -127,7 +127,7 @@ fn the_completed_fixture_carries_everything_and_the_legacy_shape_reads_the_same(
 fn only_id_and_status_are_required() {
     let minimal: Execution =
         serde_json::from_value(json!({"id": "x", "status": "ringing", "new": [1]})).unwrap();
-    assert_eq!(minimal.status, ExecutionStatus::Ringing);
+    assert_eq!(minimal.status, ExecutionStatus::Known(BolnaStatus::Ringing));
     assert!(minimal.switchboard_call_id().is_none());
     assert!(serde_json::from_value::<Execution>(json!({"status": "ringing"})).is_err());
     assert!(serde_json::from_value::<Execution>(json!({"id": "x"})).is_err());
@@ -178,7 +178,7 @@ async fn reads_user_me_executions_stop_and_listing_pages() {
         .unwrap();
 
     assert_eq!(me.concurrency.map(|c| (c.max, c.current)), Some((10, 3)));
-    assert_eq!(execution.status, ExecutionStatus::Completed);
+    assert_eq!(execution.status, ExecutionStatus::Known(BolnaStatus::Completed));
     assert_eq!(stopped.status.as_deref(), Some("stopped"));
     assert_eq!((page.total, page.has_more, page.data.len()), (2, false, 2));
 }
@@ -411,7 +411,7 @@ async fn reads_retry_5xx_then_succeed() {
 
     let execution = client(&server).get_execution("e1").await.expect("third attempt");
 
-    assert_eq!(execution.status, ExecutionStatus::InProgress);
+    assert_eq!(execution.status, ExecutionStatus::Known(BolnaStatus::InProgress));
 }
 
 #[tokio::test]

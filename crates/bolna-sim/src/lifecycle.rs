@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use bolna_client::{CallRequest, ContextDetails, Execution, ExecutionStatus, TelephonyData};
+use bolna_client::{BolnaStatus, CallRequest, ContextDetails, Execution, ExecutionStatus, TelephonyData};
 use chrono::Utc;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
@@ -21,7 +21,7 @@ pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Execut
     let now = Utc::now();
     let body = Execution {
         id: id.clone(),
-        status: ExecutionStatus::Queued,
+        status: ExecutionStatus::Known(BolnaStatus::Queued),
         agent_id: Some(request.agent_id.clone()),
         batch_id: None,
         error_message: None,
@@ -56,7 +56,7 @@ pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Execut
     state.stats().opened(&request.agent_id, &request.recipient_phone_number);
     let outcome = forced.unwrap_or_else(|| pick(&state.config().outcomes));
     // Balance-low calls are never dialled: they take no place in the line queue.
-    let ticket = (outcome != ExecutionStatus::BalanceLow).then(|| state.lines.enqueue());
+    let ticket = (outcome != ExecutionStatus::Known(BolnaStatus::BalanceLow)).then(|| state.lines.enqueue());
     state.executions().insert(
         id.clone(),
         SimExecution {
@@ -82,10 +82,10 @@ async fn run(
     ticket: Option<Ticket>,
 ) {
     let config = state.config();
-    emit(&state, &id, ExecutionStatus::Queued, |_| {});
+    emit(&state, &id, ExecutionStatus::Known(BolnaStatus::Queued), |_| {});
     let Some(ticket) = ticket else {
         tokio::time::sleep(config.scaled(config.timings.queued_to_initiated_ms)).await;
-        finish(&state, &id, ExecutionStatus::BalanceLow, |e| {
+        finish(&state, &id, ExecutionStatus::Known(BolnaStatus::BalanceLow), |e| {
             e.error_message = Some("Insufficient wallet balance".into());
         });
         return;
@@ -99,7 +99,7 @@ async fn run(
             if !state.lines.withdraw(ticket_id) {
                 state.lines.release();
             }
-            finish(&state, &id, ExecutionStatus::Stopped, |_| {});
+            finish(&state, &id, ExecutionStatus::Known(BolnaStatus::Stopped), |_| {});
             return;
         }
     };
@@ -111,32 +111,32 @@ async fn run(
     if state.executions().get(&id).is_some_and(|e| e.stop_requested) {
         // A stop that raced the line: it was still queued, so the stop wins.
         drop(line);
-        finish(&state, &id, ExecutionStatus::Stopped, |_| {});
+        finish(&state, &id, ExecutionStatus::Known(BolnaStatus::Stopped), |_| {});
         return;
     }
     tokio::time::sleep(config.scaled(config.timings.queued_to_initiated_ms)).await;
-    emit(&state, &id, ExecutionStatus::Initiated, |e| {
+    emit(&state, &id, ExecutionStatus::Known(BolnaStatus::Initiated), |e| {
         if let Some(t) = e.telephony_data.as_mut() {
             t.provider_call_id = Some(uuid::Uuid::new_v4().to_string());
         }
     });
     tokio::time::sleep(config.scaled(config.timings.initiated_to_ringing_ms)).await;
-    emit(&state, &id, ExecutionStatus::Ringing, |_| {});
+    emit(&state, &id, ExecutionStatus::Known(BolnaStatus::Ringing), |_| {});
     tokio::time::sleep(config.scaled(config.timings.ringing_ms)).await;
 
-    if outcome != ExecutionStatus::Completed {
+    if outcome != ExecutionStatus::Known(BolnaStatus::Completed) {
         drop(line);
         finish(&state, &id, outcome.clone(), |e| early_exit_details(e, &outcome));
         return;
     }
-    emit(&state, &id, ExecutionStatus::InProgress, |_| {});
+    emit(&state, &id, ExecutionStatus::Known(BolnaStatus::InProgress), |_| {});
     if config.hold_calls {
         wake.notified().await;
     } else {
         tokio::time::sleep(config.scaled(config.timings.conversation_ms)).await;
     }
     drop(line);
-    emit(&state, &id, ExecutionStatus::CallDisconnected, |e| {
+    emit(&state, &id, ExecutionStatus::Known(BolnaStatus::CallDisconnected), |e| {
         if let Some(t) = e.telephony_data.as_mut() {
             t.hangup_by = Some("Callee".into());
             t.hangup_reason = Some("Call recipient hung up".into());
@@ -146,7 +146,7 @@ async fn run(
     line_free(&state, &id);
     tokio::time::sleep(config.scaled(config.timings.post_processing_ms)).await;
     let seconds = config.timings.conversation_ms as f64 / 1000.0;
-    complete(&state, &id, ExecutionStatus::Completed, |e| completed_details(e, seconds));
+    complete(&state, &id, ExecutionStatus::Known(BolnaStatus::Completed), |e| completed_details(e, seconds));
 }
 
 async fn wait_for_stop(state: &SimState, id: &str, wake: &Notify) {
@@ -199,8 +199,8 @@ fn complete(state: &SimState, id: &str, status: ExecutionStatus, change: impl Fn
 
 fn early_exit_details(execution: &mut Execution, outcome: &ExecutionStatus) {
     let (by, reason, code, error) = match outcome {
-        ExecutionStatus::NoAnswer => ("Carrier", "Call unanswered", "4001", None),
-        ExecutionStatus::Busy => ("Callee", "Callee busy", "4002", None),
+        ExecutionStatus::Known(BolnaStatus::NoAnswer) => ("Carrier", "Call unanswered", "4001", None),
+        ExecutionStatus::Known(BolnaStatus::Busy) => ("Callee", "Callee busy", "4002", None),
         _ => ("Error", "Provider error", "5003", Some("Telephony provider rejected the destination number")),
     };
     execution.error_message = error.map(str::to_owned);
@@ -230,15 +230,15 @@ fn completed_details(execution: &mut Execution, seconds: f64) {
 /// An outcome drawn from the configured mix.
 fn pick(mix: &OutcomeMix) -> ExecutionStatus {
     let weighted = [
-        (mix.completed, ExecutionStatus::Completed),
-        (mix.no_answer, ExecutionStatus::NoAnswer),
-        (mix.busy, ExecutionStatus::Busy),
-        (mix.failed, ExecutionStatus::Failed),
-        (mix.balance_low, ExecutionStatus::BalanceLow),
+        (mix.completed, ExecutionStatus::Known(BolnaStatus::Completed)),
+        (mix.no_answer, ExecutionStatus::Known(BolnaStatus::NoAnswer)),
+        (mix.busy, ExecutionStatus::Known(BolnaStatus::Busy)),
+        (mix.failed, ExecutionStatus::Known(BolnaStatus::Failed)),
+        (mix.balance_low, ExecutionStatus::Known(BolnaStatus::BalanceLow)),
     ];
     let total: u32 = weighted.iter().map(|(w, _)| w).sum();
     if total == 0 {
-        return ExecutionStatus::Completed;
+        return ExecutionStatus::Known(BolnaStatus::Completed);
     }
     let mut roll = rand::random::<u32>() % total;
     for (weight, status) in weighted {
@@ -247,7 +247,7 @@ fn pick(mix: &OutcomeMix) -> ExecutionStatus {
         }
         roll -= weight;
     }
-    ExecutionStatus::Completed
+    ExecutionStatus::Known(BolnaStatus::Completed)
 }
 
 /// Wakes a held (in-progress) call so it hangs up now. Returns whether it existed.

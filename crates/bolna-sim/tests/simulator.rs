@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use bolna_client::{
-    BolnaClient, BolnaError, CallRequest, ClientSettings, Execution, ExecutionStatus, RetryPolicy,
-    StartOutcome,
+    BolnaClient, BolnaError, BolnaStatus, CallRequest, ClientSettings, Execution, ExecutionStatus,
+    RetryPolicy, StartOutcome,
 };
 use bolna_sim::{CallFault, FaultUpdate, OutcomeMix, SimConfig, Simulator, WebhookFaults, WebhookTarget};
 use secrecy::SecretString;
@@ -127,7 +127,7 @@ async fn a_call_runs_its_whole_lifecycle_and_posts_every_change_with_the_header(
         Some("Call recipient hung up")
     );
     let fetched = s.client.get_execution(&answer.execution_id).await.unwrap();
-    assert_eq!(fetched.status, ExecutionStatus::Completed);
+    assert_eq!(fetched.status, ExecutionStatus::Known(BolnaStatus::Completed));
 }
 
 #[tokio::test]
@@ -157,7 +157,7 @@ async fn early_exits_end_without_a_conversation() {
         assert!(!seen.contains(&"in-progress".to_string()), "{outcome}: {seen:?}");
     }
     assert_eq!(statuses(&hooks, &ids[3]), ["queued", "balance-low"], "nothing dialled");
-    let failed = hooks.iter().find(|e| e.status == ExecutionStatus::Failed).unwrap();
+    let failed = hooks.iter().find(|e| e.status == ExecutionStatus::Known(BolnaStatus::Failed)).unwrap();
     assert!(failed.error_message.is_some());
     assert_eq!(s.sim.stats().lines_in_use, 0);
 }
@@ -179,23 +179,33 @@ async fn calls_above_the_account_limit_wait_in_queued_first_come_first_served() 
     wait_until("two live calls", || s.sim.stats().lines_in_use == 2).await;
     let status_of = |id: &str| s.sim.execution(id).unwrap().status;
     wait_until("both answered", || {
-        status_of(&ids[0]) == ExecutionStatus::InProgress && status_of(&ids[1]) == ExecutionStatus::InProgress
+        status_of(&ids[0]) == ExecutionStatus::Known(BolnaStatus::InProgress)
+            && status_of(&ids[1]) == ExecutionStatus::Known(BolnaStatus::InProgress)
     })
     .await;
     let me = s.client.user_me().await.unwrap();
 
     assert_eq!(me.concurrency.map(|c| (c.max, c.current)), Some((2, 2)));
     for id in &ids[2..] {
-        assert_eq!(status_of(id), ExecutionStatus::Queued);
+        assert_eq!(status_of(id), ExecutionStatus::Known(BolnaStatus::Queued));
     }
 
     s.client.get_execution(&ids[0]).await.unwrap();
     assert!(s.sim.hang_up_all() >= 2);
-    wait_until("the third call starts", || status_of(&ids[2]) != ExecutionStatus::Queued).await;
-    wait_until("the fourth call starts", || status_of(&ids[3]) != ExecutionStatus::Queued).await;
-    assert_eq!(status_of(&ids[4]), ExecutionStatus::Queued, "FIFO: the fifth still waits");
+    wait_until("the third call starts", || status_of(&ids[2]) != ExecutionStatus::Known(BolnaStatus::Queued))
+        .await;
+    wait_until("the fourth call starts", || {
+        status_of(&ids[3]) != ExecutionStatus::Known(BolnaStatus::Queued)
+    })
+    .await;
+    assert_eq!(
+        status_of(&ids[4]),
+        ExecutionStatus::Known(BolnaStatus::Queued),
+        "FIFO: the fifth still waits"
+    );
     s.sim.hang_up_all();
-    wait_until("the fifth call starts", || status_of(&ids[4]) != ExecutionStatus::Queued).await;
+    wait_until("the fifth call starts", || status_of(&ids[4]) != ExecutionStatus::Known(BolnaStatus::Queued))
+        .await;
     s.sim.hang_up_all();
     wait_until("all complete", || s.sim.stats().final_statuses.get("completed") == Some(&5)).await;
 
@@ -214,15 +224,20 @@ async fn stop_works_only_while_queued() {
     .await;
     let live = s.client.start_call(&call("+15550000201")).await.unwrap().execution_id;
     let waiting = s.client.start_call(&call("+15550000202")).await.unwrap().execution_id;
-    wait_until("the first is live", || s.sim.execution(&live).unwrap().status == ExecutionStatus::InProgress)
-        .await;
+    wait_until("the first is live", || {
+        s.sim.execution(&live).unwrap().status == ExecutionStatus::Known(BolnaStatus::InProgress)
+    })
+    .await;
 
     let stopped = s.client.stop_call(&waiting).await.expect("queued calls can be stopped");
     let refused = s.client.stop_call(&live).await.unwrap_err();
     let unknown = s.client.stop_call("no-such-execution").await.unwrap_err();
 
     assert_eq!(stopped.status.as_deref(), Some("stopped"));
-    wait_until("stopped", || s.sim.execution(&waiting).unwrap().status == ExecutionStatus::Stopped).await;
+    wait_until("stopped", || {
+        s.sim.execution(&waiting).unwrap().status == ExecutionStatus::Known(BolnaStatus::Stopped)
+    })
+    .await;
     assert_eq!(refused.status(), Some(400));
     assert_eq!(unknown.status(), Some(404));
     s.sim.hang_up_all();

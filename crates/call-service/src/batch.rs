@@ -10,8 +10,13 @@
 //!
 //! A batch runs in its worker, detached from whoever submitted it: a caller that goes away does
 //! not cut a batch between its commit and the replies.
+//!
+//! The batcher owns the whole policy, for every kind alike: when a batch's statement fails, each
+//! of its requests is run again alone (a batch of one), so one bad request cannot fail the others.
+//! A batch of one is the unbatched case: there is no second path.
 
 use std::future::Future;
+use std::ops::{Deref, Range};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -33,6 +38,26 @@ impl Default for BatchConfig {
     }
 }
 
+/// The requests of one batch: a range of what a worker took from the queue (all of it, or one
+/// request when a failed batch is run again one by one).
+#[derive(Debug)]
+pub(crate) struct Batch<Request> {
+    requests: Arc<[Request]>,
+    range: Range<usize>,
+}
+
+impl<Request> Deref for Batch<Request> {
+    type Target = [Request];
+
+    fn deref(&self) -> &[Request] {
+        &self.requests[self.range.clone()]
+    }
+}
+
+/// What a runner answers for a batch: one result per request, in order — or the failure of the
+/// batch's statement as a whole (nothing of it was committed), which the batcher handles.
+pub(crate) type BatchResult<Reply> = Result<Vec<Result<Reply, CallError>>, CallError>;
+
 struct Job<Request, Reply> {
     request: Request,
     reply: oneshot::Sender<Result<Reply, CallError>>,
@@ -52,13 +77,12 @@ impl<Request, Reply> std::fmt::Debug for Batcher<Request, Reply> {
 
 impl<Request, Reply> Batcher<Request, Reply>
 where
-    Request: Send + 'static,
+    Request: Send + Sync + 'static,
     Reply: Send + 'static,
 {
     /// Starts `config.workers` workers on `runtime`. `run` gets each batch in arrival order and
-    /// must answer every request, in the same order (one failed request must not fail the others:
-    /// `run` isolates them itself). `on_batch` is told each batch's size and how long it ran (for
-    /// metrics).
+    /// answers every request, in the same order, or fails as a whole (then each request runs again
+    /// alone). `on_batch` is told each batch's size and how long it ran (for metrics).
     pub fn start<Run, Fut>(
         name: &'static str,
         config: BatchConfig,
@@ -67,8 +91,8 @@ where
         run: Run,
     ) -> Self
     where
-        Run: Fn(Vec<Request>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Vec<Result<Reply, CallError>>> + Send + 'static,
+        Run: Fn(Batch<Request>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = BatchResult<Reply>> + Send + 'static,
     {
         let workers = config.workers.max(1);
         let max_batch = config.max_batch.max(1);
@@ -84,7 +108,7 @@ where
                     let (requests, replies): (Vec<_>, Vec<_>) =
                         jobs.into_iter().map(|job| (job.request, job.reply)).unzip();
                     let expected = replies.len();
-                    let mut results = run(requests).await.into_iter();
+                    let mut results = run_with_fallback(name, &*run, requests.into()).await.into_iter();
                     on_batch(expected, started.elapsed());
                     for reply in replies {
                         let result = results.next().unwrap_or_else(|| {
@@ -112,6 +136,35 @@ where
     fn stopped(&self) -> CallError {
         CallError::Unexpected(anyhow::anyhow!("the `{}` batch workers have stopped", self.name))
     }
+}
+
+/// Runs a batch; if its statement fails, each request again alone.
+async fn run_with_fallback<Request: Send + Sync, Reply, Fut>(
+    name: &str,
+    run: &(impl Fn(Batch<Request>) -> Fut + ?Sized),
+    requests: Arc<[Request]>,
+) -> Vec<Result<Reply, CallError>>
+where
+    Fut: Future<Output = BatchResult<Reply>>,
+{
+    let n = requests.len();
+    match run(Batch { requests: requests.clone(), range: 0..n }).await {
+        Ok(results) => results,
+        Err(error) if n > 1 => {
+            tracing::warn!(error = %error, batch = name, requests = n, "a batch failed; running its requests one by one");
+            let mut results = Vec::with_capacity(n);
+            for i in 0..n {
+                let alone = run(Batch { requests: requests.clone(), range: i..i + 1 }).await;
+                results.push(alone.and_then(|mut one| one.pop().unwrap_or_else(|| Err(unanswered(name)))));
+            }
+            results
+        }
+        Err(error) => vec![Err(error)],
+    }
+}
+
+fn unanswered(name: &str) -> CallError {
+    CallError::Unexpected(anyhow::anyhow!("batch `{name}` left a request unanswered"))
 }
 
 /// The next batch: the first job waiting (waits for one), then every job already queued, up to
@@ -149,9 +202,9 @@ mod tests {
             move |size, _| {
                 seen.fetch_max(size, Ordering::Relaxed);
             },
-            |requests: Vec<u32>| async move {
+            |requests: Batch<u32>| async move {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                requests.into_iter().map(|n| Ok(n * 2)).collect()
+                Ok(requests.iter().map(|n| Ok(n * 2)).collect())
             },
         );
         let batcher = Arc::new(batcher);
@@ -178,9 +231,50 @@ mod tests {
             BatchConfig { workers: 1, max_batch: 1 },
             &tokio::runtime::Handle::current(),
             |_, _| {},
-            |_requests: Vec<u32>| async move { Vec::new() },
+            |_requests: Batch<u32>| async move { Ok(Vec::new()) },
         );
         let error = batcher.submit(1).await.expect_err("no answer");
         assert!(error.to_string().contains("answered fewer"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_run_again_one_by_one_so_only_the_bad_request_fails() {
+        let runs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = runs.clone();
+        let batcher: Batcher<u32, u32> = Batcher::start(
+            "fallback",
+            BatchConfig { workers: 1, max_batch: 16 },
+            &tokio::runtime::Handle::current(),
+            |_, _| {},
+            move |requests: Batch<u32>| {
+                let batch: Vec<u32> = requests.to_vec();
+                seen.lock().unwrap().push(batch.len());
+                async move {
+                    // The statement fails whenever the bad request (13) is in it.
+                    if batch.contains(&13) {
+                        return Err(CallError::Invalid("13 breaks the statement".into()));
+                    }
+                    Ok(batch.iter().map(|n| Ok(n + 1)).collect())
+                }
+            },
+        );
+        let batcher = Arc::new(batcher);
+        let submitted: Vec<_> = [11u32, 12, 13, 14]
+            .into_iter()
+            .map(|n| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move { batcher.submit(n).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for handle in submitted {
+            answers.push(handle.await.expect("ran").map_err(|error| error.to_string()));
+        }
+        assert_eq!(answers[0], Ok(12));
+        assert_eq!(answers[1], Ok(13));
+        assert!(answers[2].is_err(), "{answers:?}");
+        assert_eq!(answers[3], Ok(15));
+        let runs = runs.lock().unwrap().clone();
+        assert!(runs.iter().filter(|n| **n == 1).count() >= 1, "batches of one: {runs:?}");
     }
 }

@@ -11,11 +11,11 @@ use tokio_util::task::TaskTracker;
 use crate::batch::{BatchConfig, Batcher};
 use crate::bolna_gate::{BolnaGate, GateConfig};
 use crate::calls::admission::{admit_batch, AdmissionRequest};
-use crate::calls::starter::{record_batch, RecordRequest};
+use crate::calls::record::{record_batch, RecordRequest};
 use crate::calls::{Admitted, Call};
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
-use crate::webhooks::{apply_live_batch, LiveOutcome, LiveWebhook};
+use crate::webhooks::batched::{apply_live_batch, LiveOutcome, LiveWebhook};
 
 /// The knobs of the call lifecycle.
 #[derive(Debug, Clone)]

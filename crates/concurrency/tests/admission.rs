@@ -40,12 +40,14 @@ async fn instances(url: &str, n: usize) -> Vec<PgPool> {
 
 async fn user(pool: &PgPool, direct: i32) -> UserId {
     let id = UserId::new();
-    sqlx::query("INSERT INTO users (id, name, direct_call_limit, campaign_call_limit) VALUES ($1, 'u', $2, 0)")
-        .bind(id.as_uuid())
-        .bind(direct)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO users (id, name, direct_call_limit, campaign_call_limit) VALUES ($1, 'u', $2, 0)",
+    )
+    .bind(id.as_uuid())
+    .bind(direct)
+    .execute(pool)
+    .await
+    .unwrap();
     id
 }
 
@@ -104,7 +106,8 @@ async fn concurrent_batches_across_users_and_instances_fill_each_limit_exactly()
         .map(|b| (0..8).map(|c| new_call(users[(b + c) % users.len()].0, b * 8 + c, None)).collect())
         .collect();
 
-    let admitted = join_all(batches.iter().enumerate().map(|(b, batch)| admit(&pools[b % 3], batch, true, 100))).await;
+    let admitted =
+        join_all(batches.iter().enumerate().map(|(b, batch)| admit(&pools[b % 3], batch, true, 100))).await;
 
     assert_eq!(admitted.iter().map(Vec::len).sum::<usize>(), 240, "every call inserted");
     let mut started: HashMap<Uuid, i32> = HashMap::new();
@@ -113,10 +116,18 @@ async fn concurrent_batches_across_users_and_instances_fill_each_limit_exactly()
         *started.entry(call.user_id).or_default() += i32::from(call.status == "initiating");
     }
     for (user, limit) in &users {
-        assert_eq!(started.get(&user.as_uuid()).copied().unwrap_or(0), *limit, "user {user}: exactly its limit");
+        assert_eq!(
+            started.get(&user.as_uuid()).copied().unwrap_or(0),
+            *limit,
+            "user {user}: exactly its limit"
+        );
     }
     let held: i32 = users.iter().map(|(_, limit)| limit).sum();
-    assert_eq!(ledger_counts(&pools[0]).await, (i64::from(held), i64::from(held)), "a slot and a line per start");
+    assert_eq!(
+        ledger_counts(&pools[0]).await,
+        (i64::from(held), i64::from(held)),
+        "a slot and a line per start"
+    );
 }
 
 #[tokio::test]
@@ -126,7 +137,13 @@ async fn fifo_holds_within_a_batch_across_batches_and_when_a_slot_frees() {
     sync_account_pool(&mut pool.acquire().await.unwrap(), 10).await.unwrap();
     let alice = user(pool, 2).await;
 
-    let first = admit(pool, &[new_call(alice, 1, None), new_call(alice, 2, None), new_call(alice, 3, None)], true, 10).await;
+    let first = admit(
+        pool,
+        &[new_call(alice, 1, None), new_call(alice, 2, None), new_call(alice, 3, None)],
+        true,
+        10,
+    )
+    .await;
     let by_id: HashMap<Uuid, String> = first.iter().map(|c| (c.id, c.status.clone())).collect();
     let first_ids: Vec<Uuid> = statuses_ids(pool, alice).await;
     assert_eq!(
@@ -137,7 +154,8 @@ async fn fifo_holds_within_a_batch_across_batches_and_when_a_slot_frees() {
 
     // A slot frees: the oldest waiting call takes it, not a newer one.
     let mut tx = pool.begin().await.unwrap();
-    let handed = release_and_hand_over(&mut tx, CallId::from(first_ids[0]), "test", &policy(10)).await.unwrap();
+    let handed =
+        release_and_hand_over(&mut tx, CallId::from(first_ids[0]), "test", &policy(10)).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(handed.next.map(|id| id.as_uuid()), Some(first_ids[2]), "the head of the queue");
 
@@ -170,7 +188,8 @@ async fn the_accounts_lines_cap_every_user_together_and_the_calls_without_a_line
     let batches: Vec<Vec<CallToAdmit>> =
         (0..6).map(|b| vec![new_call(if b % 2 == 0 { bob } else { carol }, b, None)]).collect();
 
-    let admitted = join_all(batches.iter().enumerate().map(|(b, batch)| admit(&pools[b % 2], batch, true, 3))).await;
+    let admitted =
+        join_all(batches.iter().enumerate().map(|(b, batch)| admit(&pools[b % 2], batch, true, 3))).await;
 
     let started = admitted.iter().flatten().filter(|c| c.status == "initiating").count();
     assert_eq!(started, 3, "three lines, three calls: {admitted:?}");
@@ -187,7 +206,8 @@ async fn one_idempotency_key_makes_one_call_within_a_batch_and_across_racing_bat
         .map(|b| vec![new_call(dave, 100 + b, Some("same-key")), new_call(dave, 200 + b, Some("same-key"))])
         .collect();
 
-    let admitted = join_all(batches.iter().enumerate().map(|(b, batch)| admit(&pools[b % 3], batch, true, 10))).await;
+    let admitted =
+        join_all(batches.iter().enumerate().map(|(b, batch)| admit(&pools[b % 3], batch, true, 10))).await;
 
     assert_eq!(admitted.iter().map(Vec::len).sum::<usize>(), 1, "{admitted:?}");
     assert_eq!(statuses(&pools[0], dave).await, ["initiating"]);

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use actix_web::{web, FromRequest, HttpRequest};
 use call_service::users::User;
 use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 use crate::problem::ApiError;
+use crate::secrets::secrets_match;
 use crate::state::AppState;
 
 /// The user owning the presented API key.
@@ -19,11 +19,6 @@ pub struct AuthenticatedUser(pub User);
 /// The operator (the admin token was presented).
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
-
-/// Constant-time equality of two secrets.
-pub fn secrets_match(presented: &str, expected: &str) -> bool {
-    presented.as_bytes().ct_eq(expected.as_bytes()).into()
-}
 
 pub(crate) fn bearer(request: &HttpRequest) -> Option<String> {
     let value = request.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;

@@ -11,6 +11,7 @@ pub mod events;
 pub mod extract;
 pub mod problem;
 pub mod routes;
+pub mod secrets;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use actix_web::HttpRequest;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::auth::secrets_match;
 use crate::problem::ApiError;
+use crate::secrets::secrets_match;
 use crate::settings::{parse_ip_range, WebhookSettings};
 
 #[derive(Debug, Clone)]

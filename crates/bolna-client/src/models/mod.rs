@@ -10,4 +10,4 @@ pub use api::{
 };
 pub use execution::{ContextDetails, Execution, TelephonyData, SWITCHBOARD_CALL_ID_KEY};
 pub use lenient::parse_timestamp;
-pub use status::ExecutionStatus;
+pub use status::{BolnaStatus, ExecutionStatus};

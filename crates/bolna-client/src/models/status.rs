@@ -1,12 +1,13 @@
-//! Bolna's execution statuses (kebab-case on the wire), with a fallback for ones not yet known.
+//! Bolna's execution statuses (kebab-case on the wire): the one list of them, what each means, and
+//! a fallback for statuses this build does not know yet.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Where an execution is in its lifecycle.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ExecutionStatus {
+/// A status Bolna documents, in lifecycle order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BolnaStatus {
     Scheduled,
     Prepared,
     Rescheduled,
@@ -23,79 +24,136 @@ pub enum ExecutionStatus {
     Stopped,
     Error,
     BalanceLow,
-    /// A status this build does not know: stored, never fatal.
-    Other(String),
 }
 
-const NAMES: [(ExecutionStatus, &str); 16] = [
-    (ExecutionStatus::Scheduled, "scheduled"),
-    (ExecutionStatus::Prepared, "prepared"),
-    (ExecutionStatus::Rescheduled, "rescheduled"),
-    (ExecutionStatus::Queued, "queued"),
-    (ExecutionStatus::Initiated, "initiated"),
-    (ExecutionStatus::Ringing, "ringing"),
-    (ExecutionStatus::InProgress, "in-progress"),
-    (ExecutionStatus::CallDisconnected, "call-disconnected"),
-    (ExecutionStatus::Completed, "completed"),
-    (ExecutionStatus::NoAnswer, "no-answer"),
-    (ExecutionStatus::Busy, "busy"),
-    (ExecutionStatus::Failed, "failed"),
-    (ExecutionStatus::Canceled, "canceled"),
-    (ExecutionStatus::Stopped, "stopped"),
-    (ExecutionStatus::Error, "error"),
-    (ExecutionStatus::BalanceLow, "balance-low"),
+const NAMES: [(BolnaStatus, &str); 16] = [
+    (BolnaStatus::Scheduled, "scheduled"),
+    (BolnaStatus::Prepared, "prepared"),
+    (BolnaStatus::Rescheduled, "rescheduled"),
+    (BolnaStatus::Queued, "queued"),
+    (BolnaStatus::Initiated, "initiated"),
+    (BolnaStatus::Ringing, "ringing"),
+    (BolnaStatus::InProgress, "in-progress"),
+    (BolnaStatus::CallDisconnected, "call-disconnected"),
+    (BolnaStatus::Completed, "completed"),
+    (BolnaStatus::NoAnswer, "no-answer"),
+    (BolnaStatus::Busy, "busy"),
+    (BolnaStatus::Failed, "failed"),
+    (BolnaStatus::Canceled, "canceled"),
+    (BolnaStatus::Stopped, "stopped"),
+    (BolnaStatus::Error, "error"),
+    (BolnaStatus::BalanceLow, "balance-low"),
 ];
+
+impl BolnaStatus {
+    /// Every status, in lifecycle order.
+    pub fn all() -> impl Iterator<Item = BolnaStatus> {
+        NAMES.iter().map(|(status, _)| *status)
+    }
+
+    /// The status named `value`, if Bolna documents it.
+    pub fn parse(value: &str) -> Option<Self> {
+        NAMES.iter().find(|(_, name)| *name == value).map(|(status, _)| *status)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        NAMES.iter().find(|(status, _)| *status == self).map(|(_, name)| *name).unwrap_or("")
+    }
+
+    /// No further status follows.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            BolnaStatus::Completed
+                | BolnaStatus::NoAnswer
+                | BolnaStatus::Busy
+                | BolnaStatus::Failed
+                | BolnaStatus::Canceled
+                | BolnaStatus::Stopped
+                | BolnaStatus::Error
+                | BolnaStatus::BalanceLow
+        )
+    }
+
+    /// The phone line is free: `call-disconnected` (post-processing still runs) or terminal.
+    pub fn line_is_free(self) -> bool {
+        self == BolnaStatus::CallDisconnected || self.is_terminal()
+    }
+
+    /// Waiting at Bolna (a time, a batch, or a line), not yet dialling.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            BolnaStatus::Scheduled | BolnaStatus::Prepared | BolnaStatus::Rescheduled | BolnaStatus::Queued
+        )
+    }
+}
+
+impl fmt::Display for BolnaStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The status an execution reports: one Bolna documents, or one this build does not know (stored,
+/// never fatal).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ExecutionStatus {
+    Known(BolnaStatus),
+    Other(String),
+}
 
 impl ExecutionStatus {
     /// Every known status, in lifecycle order.
     pub fn known() -> impl Iterator<Item = ExecutionStatus> {
-        NAMES.iter().map(|(status, _)| status.clone())
+        BolnaStatus::all().map(ExecutionStatus::Known)
     }
 
     pub fn parse(value: &str) -> Self {
-        NAMES
-            .iter()
-            .find(|(_, name)| *name == value)
-            .map(|(status, _)| status.clone())
-            .unwrap_or_else(|| ExecutionStatus::Other(value.to_owned()))
+        BolnaStatus::parse(value)
+            .map_or_else(|| ExecutionStatus::Other(value.to_owned()), ExecutionStatus::Known)
     }
 
     pub fn as_str(&self) -> &str {
         match self {
+            ExecutionStatus::Known(status) => status.as_str(),
             ExecutionStatus::Other(name) => name,
-            known => NAMES.iter().find(|(status, _)| status == known).map(|(_, name)| *name).unwrap_or(""),
+        }
+    }
+
+    /// The documented status, if it is one.
+    pub fn known_status(&self) -> Option<BolnaStatus> {
+        match self {
+            ExecutionStatus::Known(status) => Some(*status),
+            ExecutionStatus::Other(_) => None,
         }
     }
 
     /// No further status follows.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            ExecutionStatus::Completed
-                | ExecutionStatus::NoAnswer
-                | ExecutionStatus::Busy
-                | ExecutionStatus::Failed
-                | ExecutionStatus::Canceled
-                | ExecutionStatus::Stopped
-                | ExecutionStatus::Error
-                | ExecutionStatus::BalanceLow
-        )
+        self.known_status().is_some_and(BolnaStatus::is_terminal)
     }
 
     /// The phone line is free: `call-disconnected` (post-processing still runs) or terminal.
     pub fn line_is_free(&self) -> bool {
-        *self == ExecutionStatus::CallDisconnected || self.is_terminal()
+        self.known_status().is_some_and(BolnaStatus::line_is_free)
     }
 
     /// Waiting at Bolna (a time, a batch, or a line), not yet dialling.
     pub fn is_pending(&self) -> bool {
-        matches!(
-            self,
-            ExecutionStatus::Scheduled
-                | ExecutionStatus::Prepared
-                | ExecutionStatus::Rescheduled
-                | ExecutionStatus::Queued
-        )
+        self.known_status().is_some_and(BolnaStatus::is_pending)
+    }
+}
+
+impl From<BolnaStatus> for ExecutionStatus {
+    fn from(status: BolnaStatus) -> Self {
+        ExecutionStatus::Known(status)
+    }
+}
+
+impl PartialEq<BolnaStatus> for ExecutionStatus {
+    fn eq(&self, other: &BolnaStatus) -> bool {
+        self.known_status() == Some(*other)
     }
 }
 
@@ -135,17 +193,14 @@ mod tests {
 
     #[test]
     fn the_line_is_free_on_disconnect_and_every_terminal_status() {
-        assert!(ExecutionStatus::CallDisconnected.line_is_free());
-        assert!(!ExecutionStatus::CallDisconnected.is_terminal());
-        for status in ExecutionStatus::known().filter(ExecutionStatus::is_terminal) {
+        assert!(BolnaStatus::CallDisconnected.line_is_free());
+        assert!(!BolnaStatus::CallDisconnected.is_terminal());
+        for status in BolnaStatus::all().filter(|s| s.is_terminal()) {
             assert!(status.line_is_free(), "{status}");
         }
-        for live in [
-            ExecutionStatus::Queued,
-            ExecutionStatus::Initiated,
-            ExecutionStatus::Ringing,
-            ExecutionStatus::InProgress,
-        ] {
+        for live in
+            [BolnaStatus::Queued, BolnaStatus::Initiated, BolnaStatus::Ringing, BolnaStatus::InProgress]
+        {
             assert!(!live.line_is_free(), "{live}");
         }
     }

@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use super::model::Call;
 use super::status::CallStatus;
+use crate::batch::{Batch, BatchResult};
 use crate::error::CallError;
 use crate::phone::PhoneNumber;
-use crate::service::CallService;
 use crate::{select_call, CallId, CallType, UserId};
 
 /// A validated request for a call.
@@ -82,13 +82,13 @@ pub(crate) struct AdmissionRequest {
 }
 
 /// A request with the ID its call will have and the row the ledger admits.
-struct Admission {
-    request: AdmissionRequest,
+struct Admission<'a> {
+    request: &'a AdmissionRequest,
     row: CallToAdmit,
 }
 
-impl From<AdmissionRequest> for Admission {
-    fn from(request: AdmissionRequest) -> Self {
+impl<'a> From<&'a AdmissionRequest> for Admission<'a> {
+    fn from(request: &'a AdmissionRequest) -> Self {
         let new = &request.new;
         let row = CallToAdmit {
             id: CallId::new(),
@@ -107,66 +107,26 @@ impl From<AdmissionRequest> for Admission {
     }
 }
 
-impl CallService {
-    /// Admits a call for `user`, committed before it returns (see the module docs).
-    #[tracing::instrument(name = "Admit a call", skip_all, fields(user_id = %user, call_type = %new.call_type))]
-    pub async fn admit(&self, user: UserId, new: NewCall) -> Result<Admitted, CallError> {
-        let call_type = new.call_type;
-        let may_reserve = !self.bolna_is_held_back();
-        let admitted = self.inner.admissions.submit(AdmissionRequest { user, new, may_reserve }).await?;
-        let result = match admitted {
-            Admitted::Reserved(_) => "started",
-            Admitted::Queued(_) => "queued",
-            Admitted::Replayed(_) => "replayed",
-        };
-        self.metrics().admissions.with_label_values(&[call_type.as_str(), result]).inc();
-        Ok(admitted)
-    }
-
-    /// Admission of one call on the caller's connection, inside its transaction if it has one (the
-    /// campaign scheduler marks its contact in the same one). The do-not-call list is checked
-    /// here, at dial time, for every call.
-    pub(crate) async fn admit_in(
-        &self,
-        conn: &mut PgConnection,
-        user: UserId,
-        new: &NewCall,
-    ) -> Result<Admitted, CallError> {
-        let request = AdmissionRequest { user, new: new.clone(), may_reserve: !self.bolna_is_held_back() };
-        let admissions = [Admission::from(request)];
-        let mut results = admit_all(conn, &admissions, &self.slot_policy()).await?;
-        results.pop().unwrap_or_else(|| Err(anyhow::anyhow!("admission answered nothing").into()))
-    }
+/// Admits one call on the caller's connection, inside its transaction if it has one: a batch of
+/// one (the campaign scheduler marks its contact in the same transaction).
+pub(crate) async fn admit_one(
+    conn: &mut PgConnection,
+    request: &AdmissionRequest,
+    policy: &SlotPolicy,
+) -> Result<Admitted, CallError> {
+    let mut results = admit_all(conn, &[Admission::from(request)], policy).await?;
+    results.pop().unwrap_or_else(|| Err(anyhow::anyhow!("admission answered nothing").into()))
 }
 
-/// Runs one batch of admissions (the batch worker's job): one statement for all of them; if it
-/// fails, each again on its own, so one bad request cannot fail the others.
+/// Runs one batch of admissions (the batch worker's job): one statement for all of them.
 pub(crate) async fn admit_batch(
     pool: &PgPool,
     policy: SlotPolicy,
-    requests: Vec<AdmissionRequest>,
-) -> Vec<Result<Admitted, CallError>> {
-    let admissions: Vec<Admission> = requests.into_iter().map(Admission::from).collect();
-    let together = match pool.acquire().await {
-        Ok(mut conn) => admit_all(&mut conn, &admissions, &policy).await,
-        Err(error) => Err(error),
-    };
-    match together {
-        Ok(results) => results,
-        Err(error) if admissions.len() > 1 => {
-            tracing::warn!(error = %error, calls = admissions.len(), "a batch admission failed; admitting its calls one by one");
-            let mut results = Vec::with_capacity(admissions.len());
-            for admission in admissions.chunks(1) {
-                let alone = match pool.acquire().await {
-                    Ok(mut conn) => admit_all(&mut conn, admission, &policy).await,
-                    Err(error) => Err(error),
-                };
-                results.push(alone.map_or_else(|error| Err(error.into()), |mut one| one.remove(0)));
-            }
-            results
-        }
-        Err(error) => vec![Err(error.into())],
-    }
+    requests: Batch<AdmissionRequest>,
+) -> BatchResult<Admitted> {
+    let admissions: Vec<Admission<'_>> = requests.iter().map(Admission::from).collect();
+    let mut conn = pool.acquire().await?;
+    Ok(admit_all(&mut conn, &admissions, &policy).await?)
 }
 
 /// Admits `admissions` with one `admit_calls` statement and tells each what became of it. A call
@@ -175,7 +135,7 @@ pub(crate) async fn admit_batch(
 /// The `Err` is the statement's own failure; per-call failures are in the `Vec`.
 async fn admit_all(
     conn: &mut PgConnection,
-    admissions: &[Admission],
+    admissions: &[Admission<'_>],
     policy: &SlotPolicy,
 ) -> sqlx::Result<Vec<Result<Admitted, CallError>>> {
     let rows: Vec<CallToAdmit> = admissions.iter().map(|admission| admission.row.clone()).collect();
@@ -201,7 +161,7 @@ async fn admit_all(
 
 /// Why a call was not inserted: the do-not-call list (checked first: it wins over a replay), or
 /// an earlier call of its user with the same `Idempotency-Key`.
-async fn not_inserted(conn: &mut PgConnection, admission: &Admission) -> Result<Admitted, CallError> {
+async fn not_inserted(conn: &mut PgConnection, admission: &Admission<'_>) -> Result<Admitted, CallError> {
     let user = admission.request.user;
     let new = &admission.request.new;
     if crate::campaigns::on_dnc_list(conn, user, new.recipient.as_str()).await? {

@@ -1,7 +1,7 @@
 //! Canceling a call: still in Switchboard's queue → `canceled`; accepted by Bolna but not yet
 //! dialling → Bolna's stop, then `canceled` and the slot freed; dialling, live or ended → refused.
 
-use bolna_client::StartOutcome;
+use bolna_client::{BolnaStatus, StartOutcome};
 
 use super::ending::{end_call, Ending};
 use super::model::Call;
@@ -36,10 +36,7 @@ impl CallService {
             // The dispatcher took it meanwhile: decide again on what it is now.
             return Box::pin(self.cancel_now(user, id)).await;
         }
-        let pending_at_bolna = matches!(
-            call.status,
-            CallStatus::Queued | CallStatus::Scheduled | CallStatus::Prepared | CallStatus::Rescheduled
-        );
+        let pending_at_bolna = call.status.bolna().is_some_and(BolnaStatus::is_pending);
         let Some(execution_id) = call.bolna_execution_id.clone().filter(|_| pending_at_bolna) else {
             return Err(CallError::NotCancelable { status: call.status });
         };
@@ -48,7 +45,7 @@ impl CallService {
             return Err(match (error.start_outcome(), error.status()) {
                 // Bolna's 400: it is no longer queued (it started dialling).
                 (StartOutcome::NotStarted, Some(400)) => {
-                    CallError::NotCancelable { status: CallStatus::Initiated }
+                    CallError::NotCancelable { status: CallStatus::Bolna(BolnaStatus::Initiated) }
                 }
                 (StartOutcome::NotStarted, _) => CallError::BolnaRefused(error.to_string()),
                 (StartOutcome::Unknown, _) => CallError::BolnaUnavailable(error.to_string()),

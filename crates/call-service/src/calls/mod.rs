@@ -5,6 +5,7 @@ mod cancel;
 pub(crate) mod ending;
 mod model;
 mod operations;
+pub(crate) mod record;
 mod repository;
 pub(crate) mod starter;
 mod status;

@@ -6,18 +6,18 @@
 //! - outcome unknown (timeout after sending, 5xx): the slot is kept and the call marked for the
 //!   reconciler. It is never sent again: that could dial a person twice.
 
-use std::collections::HashMap;
-
 use bolna_client::{BolnaError, CallRequest, StartOutcome, SWITCHBOARD_CALL_ID_KEY};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
+use super::admission::{admit_one, AdmissionRequest, Admitted, NewCall};
 use super::ending::{end_call, Ending};
 use super::model::Call;
+use super::record::RecordRequest;
 use super::store;
 use crate::error::CallError;
 use crate::service::CallService;
-use crate::{call_query, select_call, CallId};
+use crate::{select_call, CallId, UserId};
 
 /// Tries at recording Bolna's answer when the database connection fails under it.
 const RECORD_ATTEMPTS: u32 = 6;
@@ -34,6 +34,35 @@ fn connection_lost(error: &sqlx::Error) -> bool {
 pub const SWITCHBOARD_USER_ID_KEY: &str = "switchboard_user_id";
 
 impl CallService {
+    /// Admits a call for `user`, committed before it returns: one request of a batch (see
+    /// [`crate::batch`] and [`super::admission`]).
+    #[tracing::instrument(name = "Admit a call", skip_all, fields(user_id = %user, call_type = %new.call_type))]
+    pub async fn admit(&self, user: UserId, new: NewCall) -> Result<Admitted, CallError> {
+        let call_type = new.call_type;
+        let may_reserve = !self.bolna_is_held_back();
+        let admitted = self.inner.admissions.submit(AdmissionRequest { user, new, may_reserve }).await?;
+        let result = match admitted {
+            Admitted::Reserved(_) => "started",
+            Admitted::Queued(_) => "queued",
+            Admitted::Replayed(_) => "replayed",
+        };
+        self.metrics().admissions.with_label_values(&[call_type.as_str(), result]).inc();
+        Ok(admitted)
+    }
+
+    /// Admission of one call on the caller's connection, inside its transaction if it has one (the
+    /// campaign scheduler marks its contact in the same one): a batch of one. The do-not-call
+    /// list is checked here, at dial time, for every call.
+    pub(crate) async fn admit_in(
+        &self,
+        conn: &mut PgConnection,
+        user: UserId,
+        new: &NewCall,
+    ) -> Result<Admitted, CallError> {
+        let request = AdmissionRequest { user, new: new.clone(), may_reserve: !self.bolna_is_held_back() };
+        admit_one(conn, &request, &self.slot_policy()).await
+    }
+
     /// Starts `call` (which holds a slot, status `initiating`) at Bolna and records the answer.
     /// Returns the call as recorded.
     #[tracing::instrument(name = "Start a call at Bolna", skip_all, fields(call_id = %call.id, user_id = %call.user_id))]
@@ -80,12 +109,12 @@ impl CallService {
     /// Admits a call and, when it got a slot, starts it at Bolna — all in one detached task, so
     /// a call is never left `initiating` without its request because the HTTP handler was
     /// dropped between the admission's commit and the hand-off.
-    pub async fn admit_and_start(&self, user: crate::UserId, new: super::NewCall) -> Result<Call, CallError> {
+    pub async fn admit_and_start(&self, user: UserId, new: NewCall) -> Result<Call, CallError> {
         let service = self.clone();
         self.detached(async move {
             match service.admit(user, new).await? {
-                super::Admitted::Reserved(call) => service.start_at_bolna(call).await,
-                super::Admitted::Queued(call) | super::Admitted::Replayed(call) => Ok(call),
+                Admitted::Reserved(call) => service.start_at_bolna(call).await,
+                Admitted::Queued(call) | Admitted::Replayed(call) => Ok(call),
             }
         })
         .await
@@ -157,78 +186,6 @@ impl CallService {
         tracing::warn!(call_id = %id, error = %error, "Bolna's answer was lost: the call keeps its slot until reconciled");
         Ok(select_call!("WHERE id = $1", id as CallId).fetch_one(&mut *conn).await?)
     }
-}
-
-/// Bolna accepted a call: what to record.
-#[derive(Debug)]
-pub(crate) struct RecordRequest {
-    pub id: CallId,
-    pub execution_id: String,
-    /// Bolna's status in its answer (`queued` or `scheduled`).
-    pub status: String,
-}
-
-/// Records a batch of Bolna's acceptances (the batch worker's job) in one statement; if it fails,
-/// each again on its own, so one bad record cannot fail the others.
-pub(crate) async fn record_batch(
-    pool: &PgPool,
-    requests: Vec<RecordRequest>,
-) -> Vec<Result<Call, CallError>> {
-    let answer = |calls: &mut HashMap<CallId, Call>, id: CallId| {
-        calls.remove(&id).ok_or_else(|| CallError::Database(sqlx::Error::RowNotFound))
-    };
-    match record_all(pool, &requests).await {
-        Ok(mut calls) => requests.iter().map(|request| answer(&mut calls, request.id)).collect(),
-        Err(error) if requests.len() > 1 => {
-            tracing::warn!(error = %error, calls = requests.len(), "a batch record failed; recording its calls one by one");
-            let mut results = Vec::with_capacity(requests.len());
-            for request in requests.chunks(1) {
-                results.push(match record_all(pool, request).await {
-                    Ok(mut calls) => answer(&mut calls, request[0].id),
-                    Err(error) => Err(error.into()),
-                });
-            }
-            results
-        }
-        Err(error) => vec![Err(error.into())],
-    }
-}
-
-/// Bolna's answer for one call, as the record statement reads it (one JSON object per call).
-#[derive(Debug, serde::Serialize)]
-struct Answer<'a> {
-    call_id: CallId,
-    answered_execution_id: &'a str,
-    answered_status: &'a str,
-}
-
-/// One statement, committed on its own: each call (returned as recorded), then its slot gets the
-/// execution ID (the ledger's `attach_execution_ids`, after the calls' rows: the lock order).
-async fn record_all(pool: &PgPool, requests: &[RecordRequest]) -> sqlx::Result<HashMap<CallId, Call>> {
-    let answers: Vec<Answer<'_>> = requests
-        .iter()
-        .map(|r| Answer { call_id: r.id, answered_execution_id: &r.execution_id, answered_status: &r.status })
-        .collect();
-    let calls = call_query!(
-        [r#"WITH answers AS (
-             SELECT * FROM jsonb_to_recordset($1) AS a(call_id uuid, answered_execution_id text, answered_status text)),
-           recorded AS (
-             UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, a.answered_execution_id),
-                              status = CASE WHEN status = 'initiating' THEN a.answered_status ELSE status END,
-                              started_at = COALESCE(started_at, now()),
-                              reconcile_reason = NULL, error = NULL
-             FROM answers a
-             WHERE id = a.call_id
-             RETURNING calls.*),
-           slots AS (
-             SELECT attach_execution_ids(array_agg(r.id), array_agg(r.bolna_execution_id)) FROM recorded r)
-           SELECT"#],
-        ["\n           FROM recorded, slots"],
-        sqlx::types::Json(&answers) as _
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(calls.into_iter().map(|call| (call.id, call)).collect())
 }
 
 /// Bolna's request for a call: our call ID (and user) ride in `user_data`, which Bolna echoes in

@@ -8,50 +8,17 @@
 use std::fmt;
 use std::str::FromStr;
 
-use bolna_client::ExecutionStatus;
-use serde::{Deserialize, Serialize};
+use bolna_client::{BolnaStatus, ExecutionStatus};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// A call's status: Switchboard's own `initiating`, or one of Bolna's statuses verbatim (the list is
+/// `bolna_client::BolnaStatus`). `queued` without an execution ID is Switchboard's own queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallStatus {
-    Queued,
+    /// A slot is held and the request to Bolna is in flight.
     Initiating,
-    Scheduled,
-    Prepared,
-    Rescheduled,
-    Initiated,
-    Ringing,
-    InProgress,
-    CallDisconnected,
-    Completed,
-    NoAnswer,
-    Busy,
-    Failed,
-    Canceled,
-    Stopped,
-    Error,
-    BalanceLow,
+    Bolna(BolnaStatus),
 }
-
-const ALL: [(CallStatus, &str); 17] = [
-    (CallStatus::Queued, "queued"),
-    (CallStatus::Initiating, "initiating"),
-    (CallStatus::Scheduled, "scheduled"),
-    (CallStatus::Prepared, "prepared"),
-    (CallStatus::Rescheduled, "rescheduled"),
-    (CallStatus::Initiated, "initiated"),
-    (CallStatus::Ringing, "ringing"),
-    (CallStatus::InProgress, "in-progress"),
-    (CallStatus::CallDisconnected, "call-disconnected"),
-    (CallStatus::Completed, "completed"),
-    (CallStatus::NoAnswer, "no-answer"),
-    (CallStatus::Busy, "busy"),
-    (CallStatus::Failed, "failed"),
-    (CallStatus::Canceled, "canceled"),
-    (CallStatus::Stopped, "stopped"),
-    (CallStatus::Error, "error"),
-    (CallStatus::BalanceLow, "balance-low"),
-];
 
 /// What an incoming status does to a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,56 +32,59 @@ pub enum Transition {
 }
 
 impl CallStatus {
+    pub const QUEUED: CallStatus = CallStatus::Bolna(BolnaStatus::Queued);
+
+    /// Every status, Switchboard's own first (`queued`, `initiating`), then Bolna's in lifecycle order.
     pub fn all() -> impl Iterator<Item = CallStatus> {
-        ALL.iter().map(|(status, _)| *status)
+        [CallStatus::QUEUED, CallStatus::Initiating]
+            .into_iter()
+            .chain(BolnaStatus::all().filter(|s| *s != BolnaStatus::Queued).map(CallStatus::Bolna))
     }
 
     pub fn as_str(self) -> &'static str {
-        ALL.iter().find(|(status, _)| *status == self).map(|(_, name)| *name).unwrap_or("queued")
+        match self {
+            CallStatus::Initiating => "initiating",
+            CallStatus::Bolna(status) => status.as_str(),
+        }
     }
 
     /// Bolna's status as a call status (`None` for one this build does not know).
     pub fn from_execution(status: &ExecutionStatus) -> Option<Self> {
-        status.as_str().parse().ok().filter(|s| *s != CallStatus::Initiating)
+        status.known_status().map(CallStatus::Bolna)
     }
 
+    /// Bolna's status, when the call is in one.
+    pub fn bolna(self) -> Option<BolnaStatus> {
+        match self {
+            CallStatus::Initiating => None,
+            CallStatus::Bolna(status) => Some(status),
+        }
+    }
+
+    /// The call will not change again (Bolna's terminal statuses).
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            CallStatus::Completed
-                | CallStatus::NoAnswer
-                | CallStatus::Busy
-                | CallStatus::Failed
-                | CallStatus::Canceled
-                | CallStatus::Stopped
-                | CallStatus::Error
-                | CallStatus::BalanceLow
-        )
+        self.bolna().is_some_and(BolnaStatus::is_terminal)
     }
 
     /// The phone line is free: the slot can go.
     pub fn line_is_free(self) -> bool {
-        self == CallStatus::CallDisconnected || self.is_terminal()
-    }
-
-    /// Ringing or talking: too late to cancel.
-    pub fn is_live(self) -> bool {
-        matches!(self, CallStatus::Initiated | CallStatus::Ringing | CallStatus::InProgress)
+        self.bolna().is_some_and(BolnaStatus::line_is_free)
     }
 
     /// Position in the lifecycle. `queued` ranks as Switchboard's queue without an execution ID
     /// and as Bolna's queue with one.
     pub fn rank(self, has_execution_id: bool) -> u8 {
+        use BolnaStatus::*;
         match self {
-            CallStatus::Queued if !has_execution_id => 0,
+            CallStatus::Bolna(Queued) if !has_execution_id => 0,
             CallStatus::Initiating => 1,
-            CallStatus::Scheduled | CallStatus::Prepared | CallStatus::Rescheduled => 2,
-            CallStatus::Queued => 3,
-            CallStatus::Initiated => 4,
-            CallStatus::Ringing => 5,
-            CallStatus::InProgress => 6,
-            CallStatus::CallDisconnected => 7,
-            _ => 8,
+            CallStatus::Bolna(Scheduled | Prepared | Rescheduled) => 2,
+            CallStatus::Bolna(Queued) => 3,
+            CallStatus::Bolna(Initiated) => 4,
+            CallStatus::Bolna(Ringing) => 5,
+            CallStatus::Bolna(InProgress) => 6,
+            CallStatus::Bolna(CallDisconnected) => 7,
+            CallStatus::Bolna(_) => 8,
         }
     }
 
@@ -135,6 +105,12 @@ impl CallStatus {
     }
 }
 
+impl From<BolnaStatus> for CallStatus {
+    fn from(status: BolnaStatus) -> Self {
+        CallStatus::Bolna(status)
+    }
+}
+
 impl fmt::Display for CallStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -150,10 +126,24 @@ impl FromStr for CallStatus {
     type Err = UnknownStatus;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        ALL.iter()
-            .find(|(_, name)| *name == value)
-            .map(|(status, _)| *status)
-            .ok_or_else(|| UnknownStatus(value.into()))
+        match value {
+            "initiating" => Ok(CallStatus::Initiating),
+            other => {
+                BolnaStatus::parse(other).map(CallStatus::Bolna).ok_or_else(|| UnknownStatus(value.into()))
+            }
+        }
+    }
+}
+
+impl Serialize for CallStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CallStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -162,23 +152,29 @@ concurrency::text_sqlx_type!(CallStatus);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use CallStatus::*;
+    use BolnaStatus::*;
+
+    fn b(status: BolnaStatus) -> CallStatus {
+        CallStatus::Bolna(status)
+    }
 
     #[test]
-    fn names_round_trip_and_match_bolnas() {
+    fn names_round_trip_and_are_bolnas() {
         for status in CallStatus::all() {
             assert_eq!(status.as_str().parse::<CallStatus>(), Ok(status));
         }
+        assert_eq!(CallStatus::all().count(), BolnaStatus::all().count() + 1, "Bolna's and `initiating`");
         for execution in ExecutionStatus::known() {
             assert_eq!(CallStatus::from_execution(&execution).map(|s| s.as_str()), Some(execution.as_str()));
         }
         assert_eq!(CallStatus::from_execution(&ExecutionStatus::Other("new".into())), None);
+        assert!("Completed".parse::<CallStatus>().is_err());
     }
 
     #[test]
     fn the_lifecycle_moves_forward_only() {
-        let path = [Initiated, Ringing, InProgress, CallDisconnected, Completed];
-        let mut current = Initiating;
+        let path = [Initiated, Ringing, InProgress, CallDisconnected, Completed].map(b);
+        let mut current = CallStatus::Initiating;
         for next in path {
             assert_eq!(current.transition(true, next), Transition::Apply, "{current} -> {next}");
             assert_eq!(
@@ -189,29 +185,31 @@ mod tests {
             current = next;
         }
         assert_eq!(
-            Completed.transition(true, InProgress),
+            b(Completed).transition(true, b(InProgress)),
             Transition::Stale,
             "late in-progress after completed"
         );
-        assert_eq!(Completed.transition(true, Completed), Transition::Duplicate);
-        assert_eq!(Completed.transition(true, Failed), Transition::Stale, "terminal is final");
-        assert_eq!(Ringing.transition(true, Ringing), Transition::Duplicate);
+        assert_eq!(b(Completed).transition(true, b(Completed)), Transition::Duplicate);
+        assert_eq!(b(Completed).transition(true, b(Failed)), Transition::Stale, "terminal is final");
+        assert_eq!(b(Ringing).transition(true, b(Ringing)), Transition::Duplicate);
     }
 
     #[test]
     fn bolnas_queued_moves_switchboards_queued_forward_once() {
-        assert_eq!(Queued.transition(false, Queued), Transition::Apply, "our queue -> Bolna's queue");
-        assert_eq!(Initiating.transition(false, Queued), Transition::Apply);
-        assert_eq!(Queued.transition(true, Queued), Transition::Duplicate);
-        assert_eq!(Initiated.transition(true, Queued), Transition::Stale);
+        let queued = CallStatus::QUEUED;
+        assert_eq!(queued.transition(false, queued), Transition::Apply, "our queue -> Bolna's queue");
+        assert_eq!(CallStatus::Initiating.transition(false, queued), Transition::Apply);
+        assert_eq!(queued.transition(true, queued), Transition::Duplicate);
+        assert_eq!(b(Initiated).transition(true, queued), Transition::Stale);
     }
 
     #[test]
     fn early_exits_are_terminal_and_free_the_line() {
-        for status in [NoAnswer, Busy, Failed, Canceled, Stopped, Error, BalanceLow, Completed] {
+        for status in [NoAnswer, Busy, Failed, Canceled, Stopped, Error, BalanceLow, Completed].map(b) {
             assert!(status.is_terminal() && status.line_is_free());
-            assert_eq!(Ringing.transition(true, status), Transition::Apply);
+            assert_eq!(b(Ringing).transition(true, status), Transition::Apply);
         }
-        assert!(CallDisconnected.line_is_free() && !CallDisconnected.is_terminal());
+        assert!(b(CallDisconnected).line_is_free() && !b(CallDisconnected).is_terminal());
+        assert!(!CallStatus::Initiating.line_is_free());
     }
 }

@@ -5,6 +5,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use bolna_client::BolnaStatus;
+
 use crate::calls::CallStatus;
 use crate::CallId;
 
@@ -32,7 +34,7 @@ pub(crate) async fn settle_contact(
         return Ok(());
     }
     let outcome = match (row.status, row.answered_by_voice_mail) {
-        (CallStatus::Completed, Some(true)) => "voicemail",
+        (CallStatus::Bolna(BolnaStatus::Completed), Some(true)) => "voicemail",
         (status, _) => status.as_str(),
     };
     let retryable = row.retry_on.iter().any(|on| on == outcome);

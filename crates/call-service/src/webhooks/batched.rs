@@ -14,8 +14,8 @@ use super::decision::Decision;
 use super::locked::Applied;
 use super::store::ReceivedEvent;
 use super::writer::{write_executions, ExecutionWrite, Written};
+use crate::batch::{Batch, BatchResult};
 use crate::calls::CallStatus;
-use crate::error::CallError;
 use crate::CallId;
 
 /// A webhook with a live status (`initiated`, `ringing`, `in-progress`, …), as the batch carries it.
@@ -65,20 +65,15 @@ enum Planned {
     Leave(LiveOutcome),
 }
 
-/// Runs one batch (the batch worker's job). A failed statement sends every webhook of the batch to
-/// the row lock: nothing is lost, each is stored once by the path that applies it.
+/// Runs one batch (the batch worker's job). A webhook whose statement failed even alone takes the
+/// row lock (see `CallService::apply_batched`): nothing is lost, each is stored once by the path
+/// that applies it.
 pub(crate) async fn apply_live_batch(
     pool: &PgPool,
     lease: std::time::Duration,
-    webhooks: Vec<LiveWebhook>,
-) -> Vec<Result<LiveOutcome, CallError>> {
-    match try_live_batch(pool, lease, &webhooks).await {
-        Ok(applied) => applied.into_iter().map(Ok).collect(),
-        Err(error) => {
-            tracing::warn!(error = %error, webhooks = webhooks.len(), "a batch of live webhooks failed; applying them one by one");
-            webhooks.iter().map(|_| Ok(LiveOutcome::Locked)).collect()
-        }
-    }
+    webhooks: Batch<LiveWebhook>,
+) -> BatchResult<LiveOutcome> {
+    Ok(try_live_batch(pool, lease, &webhooks).await?.into_iter().map(Ok).collect())
 }
 
 async fn try_live_batch(

@@ -1,7 +1,7 @@
 //! What one execution (a webhook body, or what the reconciler read from Bolna) does to its call,
 //! decided from the call's status alone: pure, no database.
 
-use bolna_client::Execution;
+use bolna_client::{BolnaStatus, Execution};
 
 use super::store::EventOutcome;
 use crate::calls::{CallStatus, Transition};
@@ -21,7 +21,9 @@ impl Decision {
     pub fn new(status: CallStatus, cancel_requested: bool, execution: &Execution) -> Self {
         let incoming = match CallStatus::from_execution(&execution.status) {
             // Stopped at the user's request: the user canceled it.
-            Some(CallStatus::Stopped) if cancel_requested => Some(CallStatus::Canceled),
+            Some(CallStatus::Bolna(BolnaStatus::Stopped)) if cancel_requested => {
+                Some(CallStatus::Bolna(BolnaStatus::Canceled))
+            }
             other => other,
         };
         let transition = match incoming {
@@ -108,10 +110,11 @@ mod tests {
 
     #[test]
     fn a_stop_the_user_asked_for_reads_as_canceled_and_an_unknown_status_is_stored_as_stale() {
-        let stopped = Decision::new(CallStatus::Queued, true, &execution("stopped"));
-        assert_eq!((stopped.incoming, stopped.transition), (Some(CallStatus::Canceled), Transition::Apply));
+        let stopped = Decision::new(CallStatus::QUEUED, true, &execution("stopped"));
+        let canceled = CallStatus::Bolna(BolnaStatus::Canceled);
+        assert_eq!((stopped.incoming, stopped.transition), (Some(canceled), Transition::Apply));
         assert!(stopped.ends_the_call() && stopped.line_free);
-        let unknown = Decision::new(CallStatus::Ringing, false, &execution("teleported"));
+        let unknown = Decision::new(CallStatus::Bolna(BolnaStatus::Ringing), false, &execution("teleported"));
         assert_eq!((unknown.outcome, unknown.new_status()), (EventOutcome::Stale, None));
     }
 }

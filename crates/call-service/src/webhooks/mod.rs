@@ -2,13 +2,13 @@
 //! commit); when applying fails the event is still stored, as `pending`, for the reconciler.
 //! Nothing Bolna sends is lost, and applying the same body twice has the effect of applying it once.
 
-mod batched;
+pub(crate) mod batched;
 mod decision;
 mod locked;
 mod store;
 mod writer;
 
-pub(crate) use batched::{apply_live_batch, LiveOutcome, LiveWebhook};
+use batched::{LiveOutcome, LiveWebhook};
 pub(crate) use locked::{apply_execution, Applied};
 pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
@@ -156,10 +156,14 @@ impl CallService {
                 body: body.clone(),
                 source_ip: event.source_ip.map(str::to_owned),
             };
-            match self.inner.webhooks.submit(webhook).await? {
-                LiveOutcome::Done(applied) => return Ok(Some(*applied)),
-                LiveOutcome::SameCallInBatch => continue,
-                LiveOutcome::Locked => return Ok(None),
+            match self.inner.webhooks.submit(webhook).await {
+                Ok(LiveOutcome::Done(applied)) => return Ok(Some(*applied)),
+                Ok(LiveOutcome::SameCallInBatch) => continue,
+                Ok(LiveOutcome::Locked) => return Ok(None),
+                Err(error) => {
+                    tracing::warn!(error = %error, execution_id = %execution.id, "the batched write failed; taking the row lock");
+                    return Ok(None);
+                }
             }
         }
         Ok(None)

@@ -57,7 +57,9 @@ pub async fn create_call(
 /// 201 once Bolna has the call, 202 while it waits (queue or reconciliation), 422 if Bolna refused.
 fn respond_with(call: Call) -> Result<HttpResponse, ApiError> {
     let location = format!("/v1/calls/{}", call.id);
-    if call.status == CallStatus::Failed && call.bolna_execution_id.is_none() {
+    if call.status == CallStatus::Bolna(bolna_client::BolnaStatus::Failed)
+        && call.bolna_execution_id.is_none()
+    {
         let detail = call.error.clone().unwrap_or_else(|| "Bolna refused the call".into());
         return Err(ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
