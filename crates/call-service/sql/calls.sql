@@ -28,12 +28,17 @@ $$;
 -- transaction as the change. A call.updated row carries the call as it was after the change, less
 -- internal columns. Readers order by (tx_id, id) and read a row only once its transaction is older
 -- than every running one (crates/call-service/src/events/repository.rs).
+-- A call as clients see it in an event, less internal columns.
+CREATE OR REPLACE FUNCTION call_event_payload(c calls) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT to_jsonb(c) - ARRAY['request_fingerprint', 'reconcile_reason', 'cancel_requested_at',
+                               'last_event_at', 'hangup_provider_code', 'contact_id']
+$$;
+
 CREATE OR REPLACE FUNCTION record_inserted_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO events (user_id, kind, subject_id, status, payload)
-    SELECT n.user_id, 'call.updated', n.id, n.status,
-           to_jsonb(n) - ARRAY['request_fingerprint', 'reconcile_reason', 'cancel_requested_at',
-                               'last_event_at', 'hangup_provider_code', 'contact_id']
+    SELECT n.user_id, 'call.updated', n.id, n.status, call_event_payload(n)
       FROM inserted_calls n;
     RETURN NULL;
 END
@@ -42,9 +47,7 @@ $$;
 CREATE OR REPLACE FUNCTION record_updated_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO events (user_id, kind, subject_id, status, payload)
-    SELECT n.user_id, 'call.updated', n.id, n.status,
-           to_jsonb(n) - ARRAY['request_fingerprint', 'reconcile_reason', 'cancel_requested_at',
-                               'last_event_at', 'hangup_provider_code', 'contact_id']
+    SELECT n.user_id, 'call.updated', n.id, n.status, call_event_payload(n)
       FROM updated_calls n JOIN previous_calls o ON o.id = n.id
      WHERE o.status IS DISTINCT FROM n.status
         OR o.bolna_execution_id IS DISTINCT FROM n.bolna_execution_id;

@@ -46,19 +46,16 @@ pub async fn release_call_slot_by_execution_id(
     execution_id: &str,
     reason: &str,
 ) -> sqlx::Result<Option<ReleasedSlot>> {
-    let released = sqlx::query_as!(
-        ReleasedSlot,
-        r#"WITH released AS (DELETE FROM active_calls WHERE bolna_execution_id = $1 RETURNING *),
-                line AS (UPDATE account_slots s SET call_id = NULL, claimed_at = NULL
-                         FROM released r WHERE s.call_id = r.id)
-           SELECT id AS "call_id!: CallId", user_id AS "user_id!: UserId", call_type AS "call_type!: CallType",
-                  bolna_execution_id, started_at AS "started_at!"
-           FROM released"#,
+    let holder = sqlx::query_scalar!(
+        r#"SELECT id AS "id: CallId" FROM active_calls WHERE bolna_execution_id = $1"#,
         execution_id
     )
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(logged(released, reason))
+    match holder {
+        Some(call) => release_call_slot(conn, call, reason).await,
+        None => Ok(None),
+    }
 }
 
 fn logged(released: Option<ReleasedSlot>, reason: &str) -> Option<ReleasedSlot> {
