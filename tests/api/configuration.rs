@@ -149,13 +149,17 @@ async fn batch_connections_plan_once_as_index_lookups_unless_turned_off() {
             let pool = web::database::lazy_batch_pool(&settings.database).expect("a batch pool");
             let mode: String =
                 sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.expect("shown");
-            let seqscan: String =
-                sqlx::query_scalar("SHOW enable_seqscan").fetch_one(&pool).await.expect("shown");
-            (mode, seqscan)
+            let mut scans = Vec::new();
+            for setting in ["enable_seqscan", "enable_hashjoin", "enable_mergejoin"] {
+                let value: String =
+                    sqlx::query_scalar(&format!("SHOW {setting}")).fetch_one(&pool).await.expect("shown");
+                scans.push(value);
+            }
+            (mode, scans.join(","))
         }
     };
 
     assert!(test_settings(&[]).database.batch_generic_plans, "on by default");
-    assert_eq!(show(true).await, ("force_generic_plan".to_owned(), "off".to_owned()));
-    assert_eq!(show(false).await, ("auto".to_owned(), "on".to_owned()));
+    assert_eq!(show(true).await, ("force_generic_plan".to_owned(), "off,off,off".to_owned()));
+    assert_eq!(show(false).await, ("auto".to_owned(), "on,on,on".to_owned()));
 }

@@ -74,17 +74,20 @@ BEGIN
 END
 $$;
 
--- Taking slots: each call (which must exist) gets its slot row, with the lease running from now,
--- and the line claim_account_lines locked for it. The slot copies the call's user and type.
+-- Taking slots: each call gets its slot row, with the lease running from now, and the line
+-- claim_account_lines locked for it (the slot copies the call's user and type). A call that does
+-- not exist (its insert lost an Idempotency-Key race) takes nothing: its line stays free.
 CREATE OR REPLACE FUNCTION take_slots(p_calls uuid[], p_lines integer[], p_lease_seconds double precision)
 RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    INSERT INTO active_calls (id, user_id, call_type, started_at, lease_expires_at)
-    SELECT c.id, c.user_id, c.call_type, now(), now() + make_interval(secs => p_lease_seconds)
-      FROM unnest(p_calls) AS t(id) JOIN calls c ON c.id = t.id;
+    WITH taken AS (
+        INSERT INTO active_calls (id, user_id, call_type, started_at, lease_expires_at)
+        SELECT c.id, c.user_id, c.call_type, now(), now() + make_interval(secs => p_lease_seconds)
+          FROM unnest(p_calls) AS t(id) JOIN calls c ON c.id = t.id
+        RETURNING id)
     UPDATE account_slots s SET call_id = t.id, claimed_at = now()
-      FROM unnest(p_calls, p_lines) AS t(id, line)
+      FROM unnest(p_calls, p_lines) AS t(id, line) JOIN taken USING (id)
      WHERE s.slot_no = t.line;
 END
 $$;
@@ -201,17 +204,16 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     -- Per call, in batch order: NULL (not inserted), 'queued', or 'candidate' (a slot is free).
     v_decisions text[];
+    v_ids uuid[];
     v_lines integer[];
-    -- Per call, in batch order: the line it takes (NULL: it queues).
-    v_line_of integer[] := '{}';
-    v_taken integer := 0;
-    v_started uuid[];
-    v_started_lines integer[];
+    -- The calls that take a slot, and the line each takes.
+    v_started uuid[] := '{}';
+    v_started_lines integer[] := '{}';
 BEGIN
     -- Serialises admissions per user across all instances until commit. Every batch locks its
     -- users in one order (by id), so concurrent batches never wait on each other in a cycle.
     PERFORM 1 FROM users u
-     WHERE u.id IN (SELECT a.user_id FROM admission_rows(p_calls) a)
+     WHERE u.id IN (SELECT (e ->> 'user_id')::uuid FROM jsonb_array_elements(p_calls) e)
      ORDER BY u.id FOR NO KEY UPDATE;
 
     -- A new statement, so a snapshot taken after the locks were granted.
@@ -237,17 +239,16 @@ BEGIN
                CASE WHEN row_number() OVER (PARTITION BY a.user_id, a.call_type ORDER BY a.ord) <= f.slots
                     THEN 'candidate' ELSE 'queued' END AS decision
           FROM admissible a JOIN free f ON f.user_id = a.user_id AND f.call_type = a.call_type)
-    SELECT array_agg(d.decision ORDER BY i.ord) INTO v_decisions
+    SELECT array_agg(d.decision ORDER BY i.ord), array_agg(i.id ORDER BY i.ord) INTO v_decisions, v_ids
       FROM input i LEFT JOIN decided d ON d.ord = i.ord;
 
     -- The n-th candidate takes the n-th line found; candidates past the last line queue.
     v_lines := claim_account_lines(
         (SELECT count(*)::integer FROM unnest(v_decisions) d WHERE d = 'candidate'), p_account_lines);
     FOR k IN 1 .. coalesce(cardinality(v_decisions), 0) LOOP
-        v_line_of[k] := NULL;
-        IF v_decisions[k] = 'candidate' AND v_taken < cardinality(v_lines) THEN
-            v_taken := v_taken + 1;
-            v_line_of[k] := v_lines[v_taken];
+        IF v_decisions[k] = 'candidate' AND cardinality(v_started) < cardinality(v_lines) THEN
+            v_started := v_started || v_ids[k];
+            v_started_lines := v_started_lines || v_lines[cardinality(v_started)];
         END IF;
     END LOOP;
 
@@ -257,21 +258,15 @@ BEGIN
                             idempotency_key, request_fingerprint, queued_at)
     SELECT i.id, i.user_id, i.call_type, i.campaign_id, i.contact_id, i.agent_id,
            i.recipient_phone_number, i.from_phone_number, i.user_data,
-           CASE WHEN v_line_of[i.ord] IS NULL THEN 'queued' ELSE 'initiating' END,
-           i.idempotency_key, i.request_fingerprint, CASE WHEN v_line_of[i.ord] IS NULL THEN now() END
+           CASE WHEN i.id = ANY (v_started) THEN 'initiating' ELSE 'queued' END,
+           i.idempotency_key, i.request_fingerprint, CASE WHEN i.id = ANY (v_started) THEN NULL ELSE now() END
       FROM admission_rows(p_calls) i
      WHERE v_decisions[i.ord] IS NOT NULL
      ORDER BY i.ord
     ON CONFLICT (user_id, idempotency_key) DO NOTHING
     RETURNING c.*;
 
-    -- The slots of the calls inserted as `initiating` (one that lost an Idempotency-Key race to
-    -- another instance was not inserted: its line stays free).
-    SELECT array_agg(i.id ORDER BY i.ord), array_agg(v_line_of[i.ord] ORDER BY i.ord)
-      INTO v_started, v_started_lines
-      FROM admission_rows(p_calls) i
-     WHERE v_line_of[i.ord] IS NOT NULL AND EXISTS (SELECT 1 FROM calls c WHERE c.id = i.id);
-    IF v_started IS NOT NULL THEN
+    IF cardinality(v_started) > 0 THEN
         PERFORM take_slots(v_started, v_started_lines, p_lease_seconds);
     END IF;
 END

@@ -36,7 +36,12 @@ pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
 /// - `enable_seqscan = off`: a generic plan made while a table is nearly empty (a new database, the
 ///   first minutes after a deploy) would scan it whole and keep doing so as it grows until
 ///   autovacuum's next ANALYZE; every one of these statements finds its rows by key, so an index
-///   path is always the right one (a statement without one still gets a sequential scan).
+///   path is always the right one (a statement without one still gets a sequential scan);
+/// - `enable_hashjoin = off`, `enable_mergejoin = off`: for the same reason, joins are nested loops
+///   over the batch's few rows with an index lookup each. A generic plan cannot know how many rows
+///   a batch brings (the planner assumes 100), and made while `calls` was small it hashed the whole
+///   table through its primary key on every execution, growing with the table (the record statement:
+///   0.8 → 2.7 ms in the benchmark's steady run until this was set).
 ///
 /// Everything else (listings, whose best plans depend on their filters) runs on the main pool with
 /// PostgreSQL's defaults. `database.batch_workers` connections per kind (three kinds) plus two for
@@ -44,7 +49,12 @@ pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
 pub fn lazy_batch_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     let mut options = connect_options(settings)?;
     if settings.batch_generic_plans {
-        options = options.options([("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")]);
+        options = options.options([
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_seqscan", "off"),
+            ("enable_hashjoin", "off"),
+            ("enable_mergejoin", "off"),
+        ]);
     }
     let connections =
         u32::try_from(settings.batch_workers.saturating_mul(3).saturating_add(2)).unwrap_or(u32::MAX);
