@@ -345,6 +345,18 @@ impl TestApp {
     }
 }
 
+/// What the simulator saw of `numbers`, each dialled once: every one placed exactly once, never more
+/// than `limit` open at once for an agent, and placed in the order given (FIFO, judged at Bolna).
+pub fn assert_placed_once_in_order(stats: &bolna_sim::Stats, numbers: &[String], limit: u32) {
+    assert!(stats.double_dials().is_empty(), "{:?}", stats.double_dials());
+    assert_eq!(stats.accepted as usize, numbers.len());
+    let highs = &stats.open_by_agent_high_water;
+    assert!(highs.values().all(|high| *high <= limit), "more than {limit} open at once: {highs:?}");
+    let mut by_acceptance = numbers.to_vec();
+    by_acceptance.sort_by_key(|number| stats.first_accepted_at[number.as_str()]);
+    assert_eq!(by_acceptance, numbers, "placed at Bolna in the order they were made (FIFO)");
+}
+
 /// Waits until `condition` holds (10 s at most).
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);

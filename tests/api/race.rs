@@ -183,17 +183,7 @@ async fn calls_made_on_two_instances_reach_bolna_in_the_order_they_were_made() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let stats = first.sim.stats();
-    assert_eq!(stats.accepted as usize, numbers.len());
-    assert!(stats.double_dials().is_empty(), "{:?}", stats.double_dials());
-    assert!(
-        stats.open_by_agent_high_water.values().all(|high| *high <= 1),
-        "{:?}",
-        stats.open_by_agent_high_water
-    );
-    let mut by_acceptance = numbers.clone();
-    by_acceptance.sort_by_key(|number| stats.first_accepted_at[number.as_str()]);
-    assert_eq!(by_acceptance, numbers, "FIFO per user and type, across instances");
+    crate::helpers::assert_placed_once_in_order(&first.sim.stats(), &numbers, 1);
     first.wait_for_no_slots().await;
 }
 

@@ -447,15 +447,6 @@ async fn with_bolnas_webhooks_duplicated_reordered_and_cut_off_for_a_while_every
 
     let stats = app.sim.stats();
     assert!(stats.webhooks.iter().any(|w| w.answer.is_none()), "the outage was felt");
-    assert!(stats.double_dials().is_empty(), "{:?}", stats.double_dials());
-    assert_eq!(stats.accepted, 10);
-    assert!(
-        stats.open_by_agent_high_water.values().all(|high| *high <= LIMIT),
-        "{:?}",
-        stats.open_by_agent_high_water
-    );
-    let mut by_acceptance = numbers.clone();
-    by_acceptance.sort_by_key(|number| stats.first_accepted_at[number.as_str()]);
-    assert_eq!(by_acceptance, numbers, "placed at Bolna in the order they were made (FIFO)");
+    crate::helpers::assert_placed_once_in_order(&stats, &numbers, LIMIT);
     app.wait_for_no_slots().await;
 }
