@@ -151,24 +151,19 @@ BEGIN
 END
 $$;
 
--- Starting the head of a user's queue (rules 2, 3, 4): used by the hand-over of a freed slot and
--- by the dispatcher alike. The head takes a slot and a line and becomes `initiating` (its
--- queued_at is kept: it waited). outcome: 'started' (call_id = the head), 'empty', 'user_limit',
--- 'account_limit', or 'busy' (another transaction holds the head: a cancel in flight).
+-- Starting the head of a user's queue (rule 2, then a reservation): used by the hand-over of a
+-- freed slot and by the dispatcher alike. Under the user's row lock the head is read, locked, and
+-- given a slot and a line by reserve_call_slot; it becomes `initiating` (its queued_at is kept: it
+-- waited). outcome: 'started' (call_id = the head), 'empty', 'user_limit', 'account_limit', or
+-- 'busy' (another transaction holds the head: a cancel in flight).
 CREATE OR REPLACE FUNCTION start_queue_head(
     p_user uuid, p_call_type text, p_account_lines integer, p_lease_seconds double precision,
     OUT outcome text, OUT call_id uuid)
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    v_free bigint;
-    v_lines integer[];
 BEGIN
+    -- The lock reserve_call_slot takes, taken first so that the head read below is the one that
+    -- every other claimer of this queue sees after us.
     PERFORM 1 FROM users u WHERE u.id = p_user FOR NO KEY UPDATE;
-    SELECT f.free INTO v_free FROM user_free_slots(p_user, p_call_type) f;
-    IF coalesce(v_free, 0) <= 0 THEN
-        outcome := 'user_limit';
-        RETURN;
-    END IF;
     SELECT h.id INTO call_id FROM slot_queue_head(p_user, p_call_type) h;
     IF call_id IS NULL THEN
         outcome := 'empty';
@@ -180,13 +175,11 @@ BEGIN
         call_id := NULL;
         RETURN;
     END IF;
-    v_lines := claim_account_lines(1, p_account_lines);
-    IF cardinality(v_lines) = 0 THEN
-        outcome := 'account_limit';
+    SELECT r.outcome INTO outcome FROM reserve_call_slot(p_user, p_call_type, call_id, p_account_lines, p_lease_seconds) r;
+    IF outcome <> 'reserved' THEN
         call_id := NULL;
         RETURN;
     END IF;
-    PERFORM take_slots(ARRAY[call_id], v_lines, p_lease_seconds);
     UPDATE calls SET status = 'initiating' WHERE id = call_id;
     outcome := 'started';
 END

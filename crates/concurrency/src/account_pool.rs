@@ -18,15 +18,3 @@ pub async fn sync_account_pool(conn: &mut PgConnection, size: u32) -> sqlx::Resu
         .await?;
     Ok(())
 }
-
-/// Lines free within `size`.
-pub async fn free_account_lines(conn: &mut PgConnection, size: u32) -> sqlx::Result<i64> {
-    let size = i32::try_from(size).unwrap_or(i32::MAX);
-    let free = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM account_slots WHERE call_id IS NULL AND slot_no <= $1"#,
-        size
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok(free)
-}

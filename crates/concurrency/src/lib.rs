@@ -41,7 +41,7 @@ mod reserve;
 mod text_type;
 mod usage;
 
-pub use account_pool::{free_account_lines, sync_account_pool};
+pub use account_pool::sync_account_pool;
 pub use admission::{admit_calls, CallToAdmit};
 pub use definitions::LEDGER_SQL;
 pub use error::LedgerError;

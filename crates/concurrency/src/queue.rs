@@ -1,6 +1,6 @@
 //! The queue of calls waiting for a slot, and starting its heads: when a slot frees (hand-over)
-//! and when the dispatcher looks. Both use `start_queue_head` in `sql/ledger.sql`, so the FIFO
-//! rule, the user's limit and the line search are the same ones admission uses.
+//! and when the dispatcher looks. Both use `start_queue_head` in `sql/ledger.sql`: the head by the
+//! FIFO rule, then the same reservation as [`crate::reserve`], built from the rules admission uses.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
