@@ -145,18 +145,6 @@ impl ExecutionStatus {
     }
 }
 
-impl From<BolnaStatus> for ExecutionStatus {
-    fn from(status: BolnaStatus) -> Self {
-        ExecutionStatus::Known(status)
-    }
-}
-
-impl PartialEq<BolnaStatus> for ExecutionStatus {
-    fn eq(&self, other: &BolnaStatus) -> bool {
-        self.known_status() == Some(*other)
-    }
-}
-
 impl fmt::Display for ExecutionStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

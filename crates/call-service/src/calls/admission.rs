@@ -81,18 +81,13 @@ pub(crate) struct AdmissionRequest {
     pub may_reserve: bool,
 }
 
-/// A request with the ID its call will have and the row the ledger admits.
-struct Admission<'a> {
-    request: &'a AdmissionRequest,
-    row: CallToAdmit,
-}
-
-impl<'a> From<&'a AdmissionRequest> for Admission<'a> {
-    fn from(request: &'a AdmissionRequest) -> Self {
-        let new = &request.new;
-        let row = CallToAdmit {
+impl AdmissionRequest {
+    /// The row the ledger admits for this request, with the ID its call will have.
+    fn to_row(&self) -> CallToAdmit {
+        let new = &self.new;
+        CallToAdmit {
             id: CallId::new(),
-            user_id: request.user,
+            user_id: self.user,
             call_type: new.call_type,
             campaign_id: new.campaign_id,
             contact_id: new.contact_id,
@@ -102,8 +97,7 @@ impl<'a> From<&'a AdmissionRequest> for Admission<'a> {
             user_data: Value::Object(new.user_data.clone()),
             idempotency_key: new.idempotency_key.clone(),
             request_fingerprint: new.fingerprint(),
-        };
-        Self { request, row }
+        }
     }
 }
 
@@ -114,7 +108,7 @@ pub(crate) async fn admit_one(
     request: &AdmissionRequest,
     policy: &SlotPolicy,
 ) -> Result<Admitted, CallError> {
-    let mut results = admit_all(conn, &[Admission::from(request)], policy).await?;
+    let mut results = admit_all(conn, &[request], policy).await?;
     results.pop().unwrap_or_else(|| Err(anyhow::anyhow!("admission answered nothing").into()))
 }
 
@@ -124,36 +118,36 @@ pub(crate) async fn admit_batch(
     policy: SlotPolicy,
     requests: Batch<AdmissionRequest>,
 ) -> BatchResult<Admitted> {
-    let admissions: Vec<Admission<'_>> = requests.iter().map(Admission::from).collect();
+    let requests: Vec<&AdmissionRequest> = requests.iter().collect();
     let mut conn = pool.acquire().await?;
-    Ok(admit_all(&mut conn, &admissions, &policy).await?)
+    Ok(admit_all(&mut conn, &requests, &policy).await?)
 }
 
-/// Admits `admissions` with one `admit_calls` statement and tells each what became of it. A call
+/// Admits `requests` with one `admit_calls` statement and tells each what became of it. A call
 /// missing from the answer was not inserted: its number is listed, or its user already has a call
 /// with its key (then the same request replays that call, a different one is a conflict).
 /// The `Err` is the statement's own failure; per-call failures are in the `Vec`.
 async fn admit_all(
     conn: &mut PgConnection,
-    admissions: &[Admission<'_>],
+    requests: &[&AdmissionRequest],
     policy: &SlotPolicy,
 ) -> sqlx::Result<Vec<Result<Admitted, CallError>>> {
-    let rows: Vec<CallToAdmit> = admissions.iter().map(|admission| admission.row.clone()).collect();
+    let rows: Vec<CallToAdmit> = requests.iter().map(|request| request.to_row()).collect();
     // One batch waits for Bolna only if every request in it saw the circuit open or closed alike:
     // a call queued while the circuit was closing is started by the next dispatcher pass.
-    let may_reserve = admissions.iter().all(|a| a.request.may_reserve);
+    let may_reserve = requests.iter().all(|request| request.may_reserve);
     let mut inserted: HashMap<CallId, Call> =
         concurrency::admit_calls::<Call>(conn, &rows, may_reserve, policy)
             .await?
             .into_iter()
             .map(|call| (call.id, call))
             .collect();
-    let mut results = Vec::with_capacity(admissions.len());
-    for admission in admissions {
-        results.push(match inserted.remove(&admission.row.id) {
+    let mut results = Vec::with_capacity(rows.len());
+    for (request, row) in requests.iter().zip(&rows) {
+        results.push(match inserted.remove(&row.id) {
             Some(call) if call.status == CallStatus::Initiating => Ok(Admitted::Reserved(call)),
             Some(call) => Ok(Admitted::Queued(call)),
-            None => not_inserted(conn, admission).await,
+            None => not_inserted(conn, request, row).await,
         });
     }
     Ok(results)
@@ -161,9 +155,13 @@ async fn admit_all(
 
 /// Why a call was not inserted: the do-not-call list (checked first: it wins over a replay), or
 /// an earlier call of its user with the same `Idempotency-Key`.
-async fn not_inserted(conn: &mut PgConnection, admission: &Admission<'_>) -> Result<Admitted, CallError> {
-    let user = admission.request.user;
-    let new = &admission.request.new;
+async fn not_inserted(
+    conn: &mut PgConnection,
+    request: &AdmissionRequest,
+    row: &CallToAdmit,
+) -> Result<Admitted, CallError> {
+    let user = request.user;
+    let new = &request.new;
     if crate::campaigns::on_dnc_list(conn, user, new.recipient.as_str()).await? {
         return Err(CallError::DoNotCall);
     }
@@ -171,8 +169,8 @@ async fn not_inserted(conn: &mut PgConnection, admission: &Admission<'_>) -> Res
         select_call!("WHERE user_id = $1 AND idempotency_key = $2", user as UserId, new.idempotency_key)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("call {} was neither admitted nor found", admission.row.id))?;
-    match existing.request_fingerprint.as_deref() == Some(admission.row.request_fingerprint.as_slice()) {
+            .ok_or_else(|| anyhow::anyhow!("call {} was neither admitted nor found", row.id))?;
+    match existing.request_fingerprint.as_deref() == Some(row.request_fingerprint.as_slice()) {
         true => Ok(Admitted::Replayed(existing)),
         false => Err(CallError::IdempotencyConflict),
     }

@@ -105,12 +105,6 @@ impl CallStatus {
     }
 }
 
-impl From<BolnaStatus> for CallStatus {
-    fn from(status: BolnaStatus) -> Self {
-        CallStatus::Bolna(status)
-    }
-}
-
 impl fmt::Display for CallStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
