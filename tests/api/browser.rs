@@ -209,7 +209,7 @@ async fn a_user_starts_a_call_and_watches_it_complete_live_while_the_gauges_move
         .await;
     let status = browser
         .wait_for_text("#calls tbody tr .status", "the call's live status", |t| {
-            ["initiated", "ringing", "in-progress", "queued", "initiating"].contains(&t)
+            ["initiated", "ringing", "in-progress", "placed", "initiating"].contains(&t)
         })
         .await;
     // What the page showed is a status the call really passed through (its events say so), shown

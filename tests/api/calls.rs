@@ -15,7 +15,8 @@ async fn a_started_direct_call_has_its_execution_id_on_the_call_and_on_its_slot(
 
     let id = call["id"].as_str().unwrap();
     let execution = call["bolna_execution_id"].as_str().expect("execution id recorded");
-    assert_eq!(call["status"], "queued", "Bolna's queued: accepted, not yet dialled");
+    assert_eq!(call["status"], "placed", "accepted by Bolna, not yet dialled");
+    assert_eq!(call["provider_status"], "queued", "Bolna's own word for it");
     assert_eq!(app.slot_of(id).await, Some(Some(execution.to_owned())), "active_calls row carries it");
     let bolna = app.sim.execution(execution).expect("Bolna knows it");
     assert_eq!(bolna.switchboard_call_id(), Some(id), "our call ID rides in user_data");
@@ -52,6 +53,49 @@ async fn the_line_free_webhook_releases_the_slot_by_execution_id_and_the_call_co
     assert!(["applied", "duplicate"].contains(&events[0].1.as_str()), "{events:?}");
 }
 
+/// `queued` means one thing: waiting in Switchboard's queue. A 201 (Bolna has the call) never
+/// carries it, a 202 always does, and the list filter tells the two apart.
+#[tokio::test]
+async fn a_201_never_carries_queued_and_each_status_filter_means_one_thing() {
+    let app = spawn_app_with(|_| {}, |sim| sim.hold_calls = true).await;
+    let user = app.create_user(3, 5).await;
+    let (mut placed, mut waiting) = (Vec::new(), Vec::new());
+    for n in 0..6 {
+        let response = app.post_call(&user, &call_body(&format!("+1555000010{n}"))).await;
+        let status = response.status();
+        let call: Value = response.json().await.unwrap();
+        match status {
+            StatusCode::CREATED => {
+                assert_ne!(call["status"], "queued", "a 201 never carries queued: {call}");
+                assert_eq!(call["status"], "placed", "{call}");
+                assert!(call["bolna_execution_id"].is_string(), "{call}");
+                placed.push(call["id"].as_str().unwrap().to_owned());
+            }
+            StatusCode::ACCEPTED => {
+                assert_eq!(call["status"], "queued", "{call}");
+                assert!(call["bolna_execution_id"].is_null() && call["provider_status"].is_null(), "{call}");
+                waiting.push(call["id"].as_str().unwrap().to_owned());
+            }
+            other => panic!("unexpected {other}: {call}"),
+        }
+    }
+    assert_eq!((placed.len(), waiting.len()), (3, 3));
+    let ids = |page: Value| -> Vec<String> {
+        let mut ids: Vec<String> =
+            page["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect();
+        ids.sort();
+        ids
+    };
+    placed.sort();
+    waiting.sort();
+    assert_eq!(ids(app.get_json_as(&user, "/v1/calls?status=queued").await), waiting);
+    assert_eq!(ids(app.get_json_as(&user, "/v1/calls?status=placed").await), placed);
+    let refused =
+        app.client.get(app.url("/v1/calls?status=scheduled")).bearer_auth(&user.key).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "Bolna's word is not a call status");
+    app.sim.hang_up_all();
+}
+
 #[tokio::test]
 async fn a_third_call_queues_while_two_are_active_and_starts_when_one_completes() {
     let app = spawn_app_with(|_| {}, |sim| sim.hold_calls = true).await;
@@ -61,6 +105,7 @@ async fn a_third_call_queues_while_two_are_active_and_starts_when_one_completes(
 
     let third = app.start_call(&user, "+15550000003", 202).await;
 
+    assert_eq!((&first["status"], &second["status"]), (&json!("placed"), &json!("placed")));
     let third_id = third["id"].as_str().unwrap();
     assert_eq!(third["status"], "queued");
     assert!(third["bolna_execution_id"].is_null());

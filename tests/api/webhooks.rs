@@ -393,7 +393,7 @@ async fn duplicate_out_of_order_and_late_webhooks_raced_on_a_freed_line_release_
     let head = app
         .wait_for_call(&user, &queued[0], "the head to start", |c| c["bolna_execution_id"].is_string())
         .await;
-    assert_eq!(head["status"], "queued", "accepted by Bolna: {head}");
+    assert_eq!(head["status"], "placed", "accepted by Bolna: {head}");
     for id in &queued[1..] {
         let call = app.call_json(&user, id).await;
         assert!(call["status"] == "queued" && call["bolna_execution_id"].is_null(), "still waiting: {call}");

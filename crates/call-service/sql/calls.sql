@@ -44,12 +44,15 @@ BEGIN
 END
 $$;
 
+-- A change of Bolna's own word counts too: a `placed` call moves between Bolna's pre-dial statuses
+-- (queued, rescheduled, …) without changing its status.
 CREATE OR REPLACE FUNCTION record_updated_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO events (user_id, kind, subject_id, status, payload)
     SELECT n.user_id, 'call.updated', n.id, n.status, call_event_payload(n)
       FROM updated_calls n JOIN previous_calls o ON o.id = n.id
      WHERE o.status IS DISTINCT FROM n.status
+        OR o.provider_status IS DISTINCT FROM n.provider_status
         OR o.bolna_execution_id IS DISTINCT FROM n.bolna_execution_id;
     RETURN NULL;
 END

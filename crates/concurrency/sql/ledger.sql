@@ -2,7 +2,7 @@
 --
 -- Owner: crates/concurrency. Read this file, not the migrations, to learn what runs today. A change
 -- here ships as a new migration that repeats the changed definitions; the test
--- crates/concurrency/tests/definitions.rs fails until the migrated database matches this file.
+-- tests/api/definitions.rs fails until the migrated database matches this file.
 --
 -- Tables (only crates/concurrency reads or writes them):
 --   active_calls   one row per held slot (id = the call's id): user, call type, Bolna's execution
@@ -13,12 +13,13 @@
 -- Lock order, on every path: a call's row, then its slot, then its user's row. Queued calls and
 -- account lines are only ever locked with SKIP LOCKED, so they never wait.
 
--- Rule 1, the queue: a call waits for a slot while it is `queued` and Bolna has no execution for
--- it (Bolna's own `queued` comes with an execution ID). Served by the partial index idx_calls_queue.
+-- Rule 1, the queue: a call waits for a slot while it is `queued` (Switchboard's own status; a
+-- call Bolna has accepted is `placed`). Served by the partial indexes idx_calls_queue and
+-- idx_calls_queue_fifo.
 CREATE OR REPLACE VIEW slot_queue AS
     SELECT c.id, c.user_id, c.call_type, c.created_at
       FROM calls c
-     WHERE c.status = 'queued' AND c.bolna_execution_id IS NULL;
+     WHERE c.status = 'queued';
 
 -- Rule 2, FIFO: the head of a user's queue of one call type is its oldest waiting call. A new call
 -- may take a free slot only when its queue is empty; a freed slot goes to the head.

@@ -166,8 +166,11 @@ impl From<call_service::CallError> for ApiError {
                 } else {
                     "call_in_progress"
                 };
-                Self::conflict(code, format!("the call is {status}; only queued calls can be canceled"))
-                    .with("call_status", status.as_str())
+                Self::conflict(
+                    code,
+                    format!("the call is {status}; only queued or placed calls can be canceled"),
+                )
+                .with("call_status", status.as_str())
             }
             CallError::UnknownUser => Self::not_found("no such user"),
             CallError::Invalid(message) => {

@@ -36,14 +36,14 @@ impl CallService {
             // The dispatcher took it meanwhile: decide again on what it is now.
             return Box::pin(self.cancel_now(user, id)).await;
         }
-        let pending_at_bolna = call.status.bolna().is_some_and(BolnaStatus::is_pending);
-        let Some(execution_id) = call.bolna_execution_id.clone().filter(|_| pending_at_bolna) else {
+        let placed = call.status == CallStatus::Placed;
+        let Some(execution_id) = call.bolna_execution_id.clone().filter(|_| placed) else {
             return Err(CallError::NotCancelable { status: call.status });
         };
         store::mark_cancel_requested(&mut *self.pool().acquire().await?, id).await?;
         if let Err(error) = self.bolna_request("stop_call", self.bolna().stop_call(&execution_id)).await {
             return Err(match (error.start_outcome(), error.status()) {
-                // Bolna's 400: it is no longer queued (it started dialling).
+                // Bolna's 400: it is no longer waiting (it started dialling).
                 (StartOutcome::NotStarted, Some(400)) => {
                     CallError::NotCancelable { status: CallStatus::Bolna(BolnaStatus::Initiated) }
                 }

@@ -51,7 +51,7 @@ pub struct Call {
 impl Call {
     /// Waiting in Switchboard's queue for a slot.
     pub fn is_waiting_for_slot(&self) -> bool {
-        self.status == CallStatus::QUEUED && self.bolna_execution_id.is_none()
+        self.status == CallStatus::Queued
     }
 }
 

@@ -1,5 +1,5 @@
-//! Recording Bolna's acceptances: each call gets its execution ID and Bolna's status, and its slot
-//! the execution ID — one statement for a batch (see [`crate::batch`]).
+//! Recording Bolna's acceptances: each call becomes `placed` with its execution ID and Bolna's
+//! status (its `provider_status`), and its slot gets the execution ID — one statement for a batch (see [`crate::batch`]).
 
 use std::collections::HashMap;
 
@@ -48,7 +48,8 @@ async fn record_all(pool: &PgPool, requests: &[RecordRequest]) -> sqlx::Result<H
              SELECT * FROM jsonb_to_recordset($1) AS a(call_id uuid, answered_execution_id text, answered_status text)),
            recorded AS (
              UPDATE calls SET bolna_execution_id = COALESCE(bolna_execution_id, a.answered_execution_id),
-                              status = CASE WHEN status = 'initiating' THEN a.answered_status ELSE status END,
+                              status = CASE WHEN status = 'initiating' THEN 'placed' ELSE status END,
+                              provider_status = CASE WHEN status = 'initiating' THEN a.answered_status ELSE provider_status END,
                               started_at = COALESCE(started_at, now()),
                               reconcile_reason = NULL, error = NULL
              FROM answers a

@@ -6,7 +6,7 @@
 //! - outcome unknown (timeout after sending, 5xx): the slot is kept and the call marked for the
 //!   reconciler. It is never sent again: that could dial a person twice.
 
-use bolna_client::{BolnaError, CallRequest, StartOutcome, SWITCHBOARD_CALL_ID_KEY};
+use bolna_client::{BolnaError, BolnaStatus, CallRequest, StartOutcome, SWITCHBOARD_CALL_ID_KEY};
 use serde_json::Value;
 use sqlx::PgConnection;
 
@@ -144,7 +144,8 @@ impl CallService {
         status: Option<&str>,
     ) -> Result<Call, CallError> {
         // A webhook may already have matched the call by its ID and moved it on: keep what it did.
-        let status = status.filter(|s| *s == "queued" || *s == "scheduled").unwrap_or("queued");
+        let pending = |s: &&str| BolnaStatus::parse(s).is_some_and(BolnaStatus::is_pending);
+        let status = status.filter(pending).unwrap_or("queued");
         let request = RecordRequest { id, execution_id: execution_id.to_owned(), status: status.to_owned() };
         let call = self.inner.records.submit(request).await?;
         tracing::info!(call_id = %id, execution_id, "call handed to Bolna");

@@ -1,7 +1,10 @@
 //! A call's status and the state machine that orders them.
 //!
-//! Switchboard's own statuses come first: `queued` without an execution ID (waiting for a slot)
-//! and `initiating` (slot held, request to Bolna in flight). Then Bolna's, verbatim. Events may
+//! One name, one meaning. Switchboard's own statuses come first: `queued` (waiting in
+//! Switchboard's queue for a slot; never with an execution ID), `initiating` (slot held, request
+//! to Bolna in flight) and `placed` (Bolna accepted the call and has not started dialling it:
+//! Bolna's `scheduled`, `prepared`, `rescheduled` or `queued`, which stays visible verbatim in the
+//! call's `provider_status`). From `initiated` on the statuses are Bolna's, verbatim. Events may
 //! arrive twice or out of order: an event that would move a call backwards or out of a terminal
 //! status changes no status (it may still add data).
 
@@ -11,19 +14,26 @@ use std::str::FromStr;
 use bolna_client::{BolnaStatus, ExecutionStatus};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A call's status: Switchboard's own `initiating`, or one of Bolna's statuses verbatim (the list is
-/// `bolna_client::BolnaStatus`). `queued` without an execution ID is Switchboard's own queue.
+/// A call's status: Switchboard's own `queued`, `initiating` and `placed`, or, once Bolna dials,
+/// one of Bolna's statuses verbatim (the list is `bolna_client::BolnaStatus`). Build it from
+/// Bolna's with [`CallStatus::from_bolna`], which folds Bolna's pre-dial statuses into `placed`:
+/// `Bolna(s)` never holds one of those (`BolnaStatus::is_pending`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallStatus {
+    /// Waiting in Switchboard's queue for a slot.
+    Queued,
     /// A slot is held and the request to Bolna is in flight.
     Initiating,
+    /// Bolna has the call and has not started dialling (its word is in `provider_status`).
+    Placed,
+    /// Dialling, live or ended: Bolna's status.
     Bolna(BolnaStatus),
 }
 
 /// What an incoming status does to a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
-    /// Moves the call forward.
+    /// Moves the call forward (for a `placed` call: Bolna's pre-dial status changed).
     Apply,
     /// The call is already there.
     Duplicate,
@@ -32,72 +42,77 @@ pub enum Transition {
 }
 
 impl CallStatus {
-    pub const QUEUED: CallStatus = CallStatus::Bolna(BolnaStatus::Queued);
-
-    /// Every status, Switchboard's own first (`queued`, `initiating`), then Bolna's in lifecycle order.
+    /// Every status, in lifecycle order: Switchboard's own first, then Bolna's from `initiated` on.
     pub fn all() -> impl Iterator<Item = CallStatus> {
-        [CallStatus::QUEUED, CallStatus::Initiating]
+        [CallStatus::Queued, CallStatus::Initiating, CallStatus::Placed]
             .into_iter()
-            .chain(BolnaStatus::all().filter(|s| *s != BolnaStatus::Queued).map(CallStatus::Bolna))
+            .chain(BolnaStatus::all().filter(|s| !s.is_pending()).map(CallStatus::Bolna))
+    }
+
+    /// Bolna's status as a call status: its pre-dial statuses are `placed`.
+    pub fn from_bolna(status: BolnaStatus) -> Self {
+        if status.is_pending() {
+            CallStatus::Placed
+        } else {
+            CallStatus::Bolna(status)
+        }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
+            CallStatus::Queued => "queued",
             CallStatus::Initiating => "initiating",
+            CallStatus::Placed => "placed",
             CallStatus::Bolna(status) => status.as_str(),
         }
     }
 
     /// Bolna's status as a call status (`None` for one this build does not know).
     pub fn from_execution(status: &ExecutionStatus) -> Option<Self> {
-        status.known_status().map(CallStatus::Bolna)
-    }
-
-    /// Bolna's status, when the call is in one.
-    pub fn bolna(self) -> Option<BolnaStatus> {
-        match self {
-            CallStatus::Initiating => None,
-            CallStatus::Bolna(status) => Some(status),
-        }
+        status.known_status().map(CallStatus::from_bolna)
     }
 
     /// The call will not change again (Bolna's terminal statuses).
     pub fn is_terminal(self) -> bool {
-        self.bolna().is_some_and(BolnaStatus::is_terminal)
+        matches!(self, CallStatus::Bolna(status) if status.is_terminal())
     }
 
     /// The phone line is free: the slot can go.
     pub fn line_is_free(self) -> bool {
-        self.bolna().is_some_and(BolnaStatus::line_is_free)
+        matches!(self, CallStatus::Bolna(status) if status.line_is_free())
     }
 
-    /// Position in the lifecycle. `queued` ranks as Switchboard's queue without an execution ID
-    /// and as Bolna's queue with one.
-    pub fn rank(self, has_execution_id: bool) -> u8 {
+    /// Position in the lifecycle.
+    fn rank(self) -> u8 {
         use BolnaStatus::*;
         match self {
-            CallStatus::Bolna(Queued) if !has_execution_id => 0,
+            CallStatus::Queued => 0,
             CallStatus::Initiating => 1,
-            CallStatus::Bolna(Scheduled | Prepared | Rescheduled) => 2,
-            CallStatus::Bolna(Queued) => 3,
-            CallStatus::Bolna(Initiated) => 4,
-            CallStatus::Bolna(Ringing) => 5,
-            CallStatus::Bolna(InProgress) => 6,
-            CallStatus::Bolna(CallDisconnected) => 7,
-            CallStatus::Bolna(_) => 8,
+            CallStatus::Placed => 2,
+            CallStatus::Bolna(Initiated) => 3,
+            CallStatus::Bolna(Ringing) => 4,
+            CallStatus::Bolna(InProgress) => 5,
+            CallStatus::Bolna(CallDisconnected) => 6,
+            CallStatus::Bolna(_) => 7,
         }
     }
 
-    /// What Bolna's `incoming` status does to a call now in `self`.
-    pub fn transition(self, has_execution_id: bool, incoming: CallStatus) -> Transition {
+    /// What Bolna's `incoming` status does to a call now in `self`, whose last pre-dial status
+    /// from Bolna was `provider` (matters only while `placed`: Bolna moves a placed call between
+    /// its pre-dial statuses in either direction — a queued call outside its agent's calling hours
+    /// is rescheduled, a rescheduled one queued again — so any change there applies).
+    pub fn transition(self, provider: Option<&str>, incoming: BolnaStatus) -> Transition {
+        let to = CallStatus::from_bolna(incoming);
         if self.is_terminal() {
-            return if incoming == self { Transition::Duplicate } else { Transition::Stale };
+            return if to == self { Transition::Duplicate } else { Transition::Stale };
         }
-        if incoming == self && has_execution_id {
-            return Transition::Duplicate;
+        if to == self {
+            return match self == CallStatus::Placed && provider != Some(incoming.as_str()) {
+                true => Transition::Apply,
+                false => Transition::Duplicate,
+            };
         }
-        let (from, to) = (self.rank(has_execution_id), incoming.rank(true));
-        if to > from || (to == from && incoming != self) {
+        if to.rank() > self.rank() {
             Transition::Apply
         } else {
             Transition::Stale
@@ -120,12 +135,7 @@ impl FromStr for CallStatus {
     type Err = UnknownStatus;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value {
-            "initiating" => Ok(CallStatus::Initiating),
-            other => {
-                BolnaStatus::parse(other).map(CallStatus::Bolna).ok_or_else(|| UnknownStatus(value.into()))
-            }
-        }
+        CallStatus::all().find(|status| status.as_str() == value).ok_or_else(|| UnknownStatus(value.into()))
     }
 }
 
@@ -153,12 +163,24 @@ mod tests {
     }
 
     #[test]
-    fn names_round_trip_and_are_bolnas() {
+    fn every_name_means_one_status() {
+        let names: Vec<&str> = CallStatus::all().map(CallStatus::as_str).collect();
         for status in CallStatus::all() {
             assert_eq!(status.as_str().parse::<CallStatus>(), Ok(status));
+            assert_eq!(names.iter().filter(|name| **name == status.as_str()).count(), 1, "{status}");
         }
-        assert_eq!(CallStatus::all().count(), BolnaStatus::all().count() + 1, "Bolna's and `initiating`");
-        for execution in ExecutionStatus::known() {
+        for pending in BolnaStatus::all().filter(|s| s.is_pending()) {
+            assert_eq!(CallStatus::from_bolna(pending), CallStatus::Placed, "Bolna's {pending}");
+            if pending != Queued {
+                assert!(
+                    pending.as_str().parse::<CallStatus>().is_err(),
+                    "{pending} is only a provider status"
+                );
+            }
+        }
+        for execution in
+            ExecutionStatus::known().filter(|s| !s.known_status().is_some_and(BolnaStatus::is_pending))
+        {
             assert_eq!(CallStatus::from_execution(&execution).map(|s| s.as_str()), Some(execution.as_str()));
         }
         assert_eq!(CallStatus::from_execution(&ExecutionStatus::Other("new".into())), None);
@@ -167,43 +189,48 @@ mod tests {
 
     #[test]
     fn the_lifecycle_moves_forward_only() {
-        let path = [Initiated, Ringing, InProgress, CallDisconnected, Completed].map(b);
-        let mut current = CallStatus::Initiating;
+        let path = [Initiated, Ringing, InProgress, CallDisconnected, Completed];
+        let mut current = CallStatus::Placed;
         for next in path {
-            assert_eq!(current.transition(true, next), Transition::Apply, "{current} -> {next}");
+            assert_eq!(current.transition(Some("queued"), next), Transition::Apply, "{current} -> {next}");
             assert_eq!(
-                next.transition(true, current),
+                b(next).transition(None, Queued),
                 Transition::Stale,
-                "{next} -> {current} goes backwards"
+                "{next} -> queued goes backwards"
             );
-            current = next;
+            current = b(next);
         }
         assert_eq!(
-            b(Completed).transition(true, b(InProgress)),
+            b(Completed).transition(None, InProgress),
             Transition::Stale,
             "late in-progress after completed"
         );
-        assert_eq!(b(Completed).transition(true, b(Completed)), Transition::Duplicate);
-        assert_eq!(b(Completed).transition(true, b(Failed)), Transition::Stale, "terminal is final");
-        assert_eq!(b(Ringing).transition(true, b(Ringing)), Transition::Duplicate);
+        assert_eq!(b(Completed).transition(None, Completed), Transition::Duplicate);
+        assert_eq!(b(Completed).transition(None, Failed), Transition::Stale, "terminal is final");
+        assert_eq!(b(Ringing).transition(None, Ringing), Transition::Duplicate);
     }
 
     #[test]
-    fn bolnas_queued_moves_switchboards_queued_forward_once() {
-        let queued = CallStatus::QUEUED;
-        assert_eq!(queued.transition(false, queued), Transition::Apply, "our queue -> Bolna's queue");
-        assert_eq!(CallStatus::Initiating.transition(false, queued), Transition::Apply);
-        assert_eq!(queued.transition(true, queued), Transition::Duplicate);
-        assert_eq!(b(Initiated).transition(true, queued), Transition::Stale);
+    fn bolnas_pre_dial_statuses_move_a_call_to_placed_then_only_change_its_provider_status() {
+        assert_eq!(CallStatus::Queued.transition(None, Queued), Transition::Apply, "our queue -> placed");
+        assert_eq!(CallStatus::Initiating.transition(None, Scheduled), Transition::Apply);
+        let placed = CallStatus::Placed;
+        assert_eq!(placed.transition(Some("queued"), Queued), Transition::Duplicate);
+        assert_eq!(placed.transition(Some("queued"), Rescheduled), Transition::Apply, "guardrails");
+        assert_eq!(placed.transition(Some("rescheduled"), Queued), Transition::Apply, "queued again");
+        assert_eq!(b(Initiated).transition(None, Queued), Transition::Stale);
     }
 
     #[test]
     fn early_exits_are_terminal_and_free_the_line() {
-        for status in [NoAnswer, Busy, Failed, Canceled, Stopped, Error, BalanceLow, Completed].map(b) {
-            assert!(status.is_terminal() && status.line_is_free());
-            assert_eq!(b(Ringing).transition(true, status), Transition::Apply);
+        for status in [NoAnswer, Busy, Failed, Canceled, Stopped, Error, BalanceLow, Completed] {
+            assert!(b(status).is_terminal() && b(status).line_is_free());
+            assert_eq!(b(Ringing).transition(None, status), Transition::Apply);
+            assert_eq!(CallStatus::Placed.transition(Some("queued"), status), Transition::Apply);
         }
         assert!(b(CallDisconnected).line_is_free() && !b(CallDisconnected).is_terminal());
-        assert!(!CallStatus::Initiating.line_is_free());
+        for own in [CallStatus::Queued, CallStatus::Initiating, CallStatus::Placed] {
+            assert!(!own.line_is_free() && !own.is_terminal());
+        }
     }
 }

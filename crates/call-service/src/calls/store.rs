@@ -29,7 +29,7 @@ pub(crate) async fn mark_failed(conn: &mut PgConnection, id: CallId, reason: &st
 pub(crate) async fn mark_stopped_at_bolna(conn: &mut PgConnection, id: CallId) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE calls SET status = 'canceled', ended_at = COALESCE(ended_at, now()), error = 'canceled by the user (stopped at Bolna)'
-         WHERE id = $1 AND status IN ('queued', 'scheduled', 'prepared', 'rescheduled')",
+         WHERE id = $1 AND status = 'placed'",
         id as CallId
     )
     .execute(conn)
@@ -41,7 +41,7 @@ pub(crate) async fn mark_stopped_at_bolna(conn: &mut PgConnection, id: CallId) -
 pub(crate) async fn cancel_waiting(conn: &mut PgConnection, id: CallId) -> sqlx::Result<bool> {
     let canceled = sqlx::query!(
         "UPDATE calls SET status = 'canceled', ended_at = now(), error = 'canceled by the user'
-         WHERE id = $1 AND status = 'queued' AND bolna_execution_id IS NULL",
+         WHERE id = $1 AND status = 'queued'",
         id as CallId
     )
     .execute(conn)
@@ -49,7 +49,7 @@ pub(crate) async fn cancel_waiting(conn: &mut PgConnection, id: CallId) -> sqlx:
     Ok(canceled.rows_affected() == 1)
 }
 
-/// The user asked to cancel a call Bolna has queued: its `stopped` then reads as `canceled`.
+/// The user asked to cancel a call Bolna has placed: its `stopped` then reads as `canceled`.
 pub(crate) async fn mark_cancel_requested(conn: &mut PgConnection, id: CallId) -> sqlx::Result<()> {
     sqlx::query!("UPDATE calls SET cancel_requested_at = now() WHERE id = $1", id as CallId)
         .execute(conn)

@@ -83,7 +83,7 @@ async fn try_live_batch(
 ) -> sqlx::Result<Vec<LiveOutcome>> {
     let executions: Vec<&str> = webhooks.iter().map(|w| w.execution.id.as_str()).collect();
     let known = sqlx::query!(
-        r#"SELECT id AS "id: CallId", status AS "status: CallStatus", bolna_execution_id AS "execution!",
+        r#"SELECT id AS "id: CallId", status AS "status: CallStatus", provider_status, bolna_execution_id AS "execution!",
                   cancel_requested_at IS NOT NULL AS "cancel_requested!"
            FROM calls WHERE bolna_execution_id = ANY($1)"#,
         &executions[..] as _
@@ -103,7 +103,12 @@ async fn try_live_batch(
             Some(call) => Planned::Write(
                 call.id,
                 call.status,
-                Decision::new(call.status, call.cancel_requested, &webhook.execution),
+                Decision::new(
+                    call.status,
+                    call.provider_status.as_deref(),
+                    call.cancel_requested,
+                    &webhook.execution,
+                ),
             ),
         })
         .collect();

@@ -15,21 +15,28 @@ pub(crate) struct Decision {
     pub line_free: bool,
     pub outcome: EventOutcome,
     pub detail: Option<String>,
+    /// Bolna's status verbatim, to record as the call's `provider_status` (None: keep it).
+    pub provider_status: Option<String>,
 }
 
 impl Decision {
-    pub fn new(status: CallStatus, cancel_requested: bool, execution: &Execution) -> Self {
-        let incoming = match CallStatus::from_execution(&execution.status) {
+    /// For a call in `status`, whose last status from Bolna was `provider`.
+    pub fn new(
+        status: CallStatus,
+        provider: Option<&str>,
+        cancel_requested: bool,
+        execution: &Execution,
+    ) -> Self {
+        let bolna = match execution.status.known_status() {
             // Stopped at the user's request: the user canceled it.
-            Some(CallStatus::Bolna(BolnaStatus::Stopped)) if cancel_requested => {
-                Some(CallStatus::Bolna(BolnaStatus::Canceled))
-            }
+            Some(BolnaStatus::Stopped) if cancel_requested => Some(BolnaStatus::Canceled),
             other => other,
         };
-        let transition = match incoming {
-            Some(incoming) => status.transition(true, incoming),
+        let transition = match bolna {
+            Some(incoming) => status.transition(provider, incoming),
             None => Transition::Stale,
         };
+        let incoming = bolna.map(CallStatus::from_bolna);
         let (outcome, detail) = match (transition, incoming) {
             (_, None) => (EventOutcome::Stale, Some(format!("unknown status `{}` stored", execution.status))),
             (Transition::Apply, _) => (EventOutcome::Applied, None),
@@ -37,10 +44,17 @@ impl Decision {
             (Transition::Stale, _) => (EventOutcome::Stale, Some(format!("call is already {status}"))),
         };
         let line_free = incoming.is_some_and(CallStatus::line_is_free);
-        Self { incoming, transition, line_free, outcome, detail }
+        // Bolna's word for the call's status: recorded when the status applies or repeats, and for
+        // a status this build does not know (so clients still see it), unless the call has ended.
+        let provider_status = match (transition, incoming) {
+            (Transition::Apply | Transition::Duplicate, _) => Some(execution.status.as_str().to_owned()),
+            (_, None) if !status.is_terminal() => Some(execution.status.as_str().to_owned()),
+            _ => None,
+        };
+        Self { incoming, transition, line_free, outcome, detail, provider_status }
     }
 
-    /// The status to write, when the call moves.
+    /// The status to write, when the call moves (`placed` again when only Bolna's word changed).
     pub fn new_status(&self) -> Option<&'static str> {
         self.incoming.filter(|_| self.transition == Transition::Apply).map(CallStatus::as_str)
     }
@@ -59,16 +73,15 @@ mod tests {
         serde_json::from_value(serde_json::json!({"id": "e", "status": status})).expect("an execution")
     }
 
-    /// Every status a call can be in (with Bolna's execution ID) against every status Bolna sends:
-    /// A applies (the call moves), D is a duplicate, S is stale (status kept, data merged). Rows:
-    /// the call's status; columns: Bolna's, in the order of `ExecutionStatus::known()`.
+    /// Every status a call can be in against every status Bolna sends: A applies (the call moves,
+    /// or a placed call's provider status changes), D is a duplicate, S is stale (status kept, data
+    /// merged). Rows: the call's status (a `placed` one last heard of as Bolna's `queued`); columns:
+    /// Bolna's, in the order of `ExecutionStatus::known()`.
     const TABLE: &str = "
         incoming:          scheduled prepared rescheduled queued initiated ringing in-progress call-disconnected completed no-answer busy failed canceled stopped error balance-low
-        queued             S         S        S           D      A         A       A           A                 A         A         A    A      A        A       A     A
+        queued             A         A        A           A      A         A       A           A                 A         A         A    A      A        A       A     A
         initiating         A         A        A           A      A         A       A           A                 A         A         A    A      A        A       A     A
-        scheduled          D         A        A           A      A         A       A           A                 A         A         A    A      A        A       A     A
-        prepared           A         D        A           A      A         A       A           A                 A         A         A    A      A        A       A     A
-        rescheduled        A         A        D           A      A         A       A           A                 A         A         A    A      A        A       A     A
+        placed             A         A        A           D      A         A       A           A                 A         A         A    A      A        A       A     A
         initiated          S         S        S           S      D         A       A           A                 A         A         A    A      A        A       A     A
         ringing            S         S        S           S      S         D       A           A                 A         A         A    A      A        A       A     A
         in-progress        S         S        S           S      S         S       D           A                 A         A         A    A      A        A       A     A
@@ -93,7 +106,8 @@ mod tests {
             let mut cells = line.split_whitespace();
             let current: CallStatus = cells.next().expect("a status").parse().expect("a call status");
             for (incoming, cell) in header.iter().zip(cells) {
-                let decision = Decision::new(current, false, &execution(incoming));
+                let provider = (current == CallStatus::Placed).then_some("queued");
+                let decision = Decision::new(current, provider, false, &execution(incoming));
                 let expected = match cell {
                     "A" => Transition::Apply,
                     "D" => Transition::Duplicate,
@@ -110,11 +124,23 @@ mod tests {
 
     #[test]
     fn a_stop_the_user_asked_for_reads_as_canceled_and_an_unknown_status_is_stored_as_stale() {
-        let stopped = Decision::new(CallStatus::QUEUED, true, &execution("stopped"));
+        let stopped = Decision::new(CallStatus::Placed, Some("queued"), true, &execution("stopped"));
         let canceled = CallStatus::Bolna(BolnaStatus::Canceled);
         assert_eq!((stopped.incoming, stopped.transition), (Some(canceled), Transition::Apply));
         assert!(stopped.ends_the_call() && stopped.line_free);
-        let unknown = Decision::new(CallStatus::Bolna(BolnaStatus::Ringing), false, &execution("teleported"));
+        let unknown =
+            Decision::new(CallStatus::Bolna(BolnaStatus::Ringing), None, false, &execution("teleported"));
         assert_eq!((unknown.outcome, unknown.new_status()), (EventOutcome::Stale, None));
+        assert_eq!(unknown.provider_status.as_deref(), Some("teleported"), "clients still see it");
+    }
+
+    #[test]
+    fn a_placed_call_shows_bolnas_own_word_and_an_ended_call_keeps_its_last_one() {
+        let rescheduled = Decision::new(CallStatus::Placed, Some("queued"), false, &execution("rescheduled"));
+        assert_eq!(rescheduled.new_status(), Some("placed"));
+        assert_eq!(rescheduled.provider_status.as_deref(), Some("rescheduled"));
+        let completed = CallStatus::Bolna(BolnaStatus::Completed);
+        let late = Decision::new(completed, Some("completed"), false, &execution("ringing"));
+        assert_eq!((late.transition, late.provider_status), (Transition::Stale, None));
     }
 }

@@ -45,7 +45,12 @@ pub(crate) async fn apply_execution(
         Matched::Conflict(detail) => return unmatched(conn, event, detail).await,
         Matched::Call(call) => *call,
     };
-    let decision = Decision::new(call.status, call.cancel_requested_at.is_some(), execution);
+    let decision = Decision::new(
+        call.status,
+        call.provider_status.as_deref(),
+        call.cancel_requested_at.is_some(),
+        execution,
+    );
     let write =
         ExecutionWrite { id: call.id, read_status: call.status, decision: &decision, execution, event };
     // The row is locked: the status cannot have changed, so the write always happens.

@@ -40,7 +40,7 @@ struct ExecutionRow<'a> {
     call_id: CallId,
     read_status: &'static str,
     new_status: Option<&'static str>,
-    provider: &'a str,
+    provider: Option<&'a str>,
     line_free: bool,
     duration: Option<f64>,
     cost: Option<f64>,
@@ -71,7 +71,7 @@ impl<'a> ExecutionRow<'a> {
             call_id: write.id,
             read_status: write.read_status.as_str(),
             new_status: decision.new_status(),
-            provider: execution.status.as_str(),
+            provider: decision.provider_status.as_deref(),
             line_free: decision.line_free,
             duration: execution.duration_seconds(),
             cost: execution.total_cost,
@@ -121,7 +121,7 @@ pub(crate) async fn write_executions(
            changed AS (
              UPDATE calls c SET
                status = COALESCE(i.new_status, c.status),
-               provider_status = i.provider,
+               provider_status = COALESCE(i.provider, c.provider_status),
                last_event_at = now(),
                started_at = COALESCE(c.started_at, now()),
                answered_at = CASE WHEN i.new_status = 'in-progress' THEN COALESCE(c.answered_at, now()) ELSE c.answered_at END,

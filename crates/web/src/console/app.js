@@ -126,7 +126,8 @@ function renderCalls() {
 
 function callRow(call) {
   const actions = el('td');
-  if (call.status === 'queued') {
+  // Waiting in Switchboard's queue, or placed at Bolna and not yet dialling: both can be canceled.
+  if (call.status === 'queued' || call.status === 'placed') {
     actions.append(el('button', {
       type: 'button', class: 'secondary', text: 'Cancel',
       'aria-label': `Cancel the call to ${call.recipient_phone_number}`,
@@ -137,7 +138,8 @@ function callRow(call) {
     el('td', { class: 'mono', title: call.id, text: shortId(call.id) }),
     el('td', { text: call.recipient_phone_number }),
     el('td', { text: call.call_type }),
-    el('td', { class: 'status', dataset: { status: call.status }, text: call.status }),
+    el('td', { class: 'status', dataset: { status: call.status }, text: call.status,
+      title: call.provider_status ? `Bolna: ${call.provider_status}` : '' }),
     el('td', { class: 'mono', text: call.bolna_execution_id || '—' }),
     el('td', { text: time(call.created_at) }),
     actions);

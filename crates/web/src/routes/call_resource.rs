@@ -15,10 +15,11 @@ pub struct CallResource {
     pub user_id: Uuid,
     /// `direct` or `campaign`.
     pub call_type: String,
-    /// `queued` (waiting for a slot when `bolna_execution_id` is null, else queued at Bolna),
-    /// `initiating`, then Bolna's statuses: `initiated`, `ringing`, `in-progress`,
+    /// Switchboard's own `queued` (waiting for a slot), `initiating` (slot held, request to Bolna
+    /// in flight) and `placed` (Bolna has it and has not started dialling: Bolna's word is in
+    /// `provider_status`), then Bolna's statuses: `initiated`, `ringing`, `in-progress`,
     /// `call-disconnected`, `completed`, `no-answer`, `busy`, `failed`, `canceled`, `stopped`,
-    /// `error`, `balance-low`.
+    /// `error`, `balance-low`. Each name has one meaning.
     pub status: String,
     pub agent_id: String,
     pub recipient_phone_number: String,
@@ -40,7 +41,8 @@ pub struct CallResource {
     pub hangup_by: Option<String>,
     pub hangup_reason: Option<String>,
     pub answered_by_voice_mail: Option<bool>,
-    /// Bolna's last status as sent, including ones this build does not know.
+    /// Bolna's own status, verbatim, as last applied (for a `placed` call: `queued`, `scheduled`,
+    /// `prepared` or `rescheduled`), including ones this build does not know.
     pub provider_status: Option<String>,
     pub error: Option<String>,
     pub updated_at: DateTime<Utc>,
