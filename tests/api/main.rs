@@ -10,6 +10,7 @@ mod definitions;
 mod events;
 mod health;
 mod helpers;
+mod hostile_input;
 mod migrations;
 mod race;
 mod resilience;

@@ -23,6 +23,13 @@ pub struct SimConfig {
     pub webhook_max_attempts: u32,
     /// The wallet `GET /user/me` reports.
     pub wallet: f64,
+    /// The transcript a completed call carries (any text: a test may put a NUL character in it).
+    #[serde(default = "default_transcript")]
+    pub transcript: String,
+}
+
+fn default_transcript() -> String {
+    "assistant: Hello, this is a simulated call.\nuser: Thanks, goodbye.".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +96,7 @@ impl Default for SimConfig {
             webhook: None,
             webhook_max_attempts: 8,
             wallet: 100.0,
+            transcript: default_transcript(),
         }
     }
 }

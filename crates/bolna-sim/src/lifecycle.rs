@@ -146,7 +146,10 @@ async fn run(
     line_free(&state, &id);
     tokio::time::sleep(config.scaled(config.timings.post_processing_ms)).await;
     let seconds = config.timings.conversation_ms as f64 / 1000.0;
-    complete(&state, &id, ExecutionStatus::Known(BolnaStatus::Completed), |e| completed_details(e, seconds));
+    let transcript = state.config().transcript;
+    complete(&state, &id, ExecutionStatus::Known(BolnaStatus::Completed), |e| {
+        completed_details(e, seconds, transcript)
+    });
 }
 
 async fn wait_for_stop(state: &SimState, id: &str, wake: &Notify) {
@@ -211,11 +214,11 @@ fn early_exit_details(execution: &mut Execution, outcome: &ExecutionStatus) {
     }
 }
 
-fn completed_details(execution: &mut Execution, seconds: f64) {
+fn completed_details(execution: &mut Execution, seconds: f64, transcript: String) {
     execution.answered_by_voice_mail = Some(false);
     execution.conversation_duration = Some(seconds);
     execution.total_cost = Some((seconds * 8.6).round() / 100.0);
-    execution.transcript = Some("assistant: Hello, this is a simulated call.\nuser: Thanks, goodbye.".into());
+    execution.transcript = Some(transcript);
     execution.cost_breakdown =
         Some(json!({"llm": 0.9, "network": 1.6, "platform": 2.0, "synthesizer": 1.5, "transcriber": 0.4}));
     execution.extracted_data = Some(json!({"simulated": true}));

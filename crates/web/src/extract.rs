@@ -49,7 +49,39 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
         return Err(json_error(JsonPayloadError::ContentType));
     }
     let body = read_body(payload, limit).await?;
-    serde_json::from_slice(&body).map_err(|error| json_error(JsonPayloadError::Deserialize(error)))
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|error| json_error(JsonPayloadError::Deserialize(error)))?;
+    if let Some(field) = nul_character_at(&value, String::new()) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_character",
+            format!("`{field}` contains a NUL character (\\u0000), which Switchboard cannot store"),
+        )
+        .with("field", field));
+    }
+    serde_json::from_value(value).map_err(|error| json_error(JsonPayloadError::Deserialize(error)))
+}
+
+/// The JSON Pointer of the first string (or object key) holding U+0000: JSON allows it, PostgreSQL's
+/// `text` and `jsonb` do not, so API input carrying one is refused rather than silently changed.
+pub fn nul_character_at(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+    match value {
+        Value::String(text) if text.contains('\0') => Some(if at.is_empty() { "/".into() } else { at }),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(n, item)| nul_character_at(item, format!("{at}/{n}")))
+        }
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let path = format!("{at}/{}", escape(key));
+            if key.contains('\0') {
+                Some(path)
+            } else {
+                nul_character_at(item, path)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// An optional JSON body: absent or empty is `None`.

@@ -50,6 +50,12 @@ fn validate(row: RawContact) -> Result<NewContact, (String, String)> {
     if let Some(tz) = row.timezone.as_deref().filter(|tz| !tz.trim().is_empty()) {
         parse_tz(tz.trim()).map_err(|reason| (tz.to_owned(), reason))?;
     }
+    // PostgreSQL's text and jsonb cannot hold U+0000 (JSON bodies are checked on arrival; CSV here).
+    let texts = [row.name.as_deref(), row.timezone.as_deref()].into_iter().flatten();
+    let variables = row.variables.iter().flat_map(|(k, v)| [Some(k.as_str()), v.as_str()]).flatten();
+    if texts.chain(variables).any(|text| text.contains('\0')) {
+        return Err((raw, "the row contains a NUL character, which cannot be stored".into()));
+    }
     if row.variables.keys().any(|k| k.starts_with("switchboard_")) {
         return Err((raw, "variables starting with `switchboard_` are reserved".into()));
     }
@@ -133,6 +139,15 @@ mod tests {
         assert_eq!(accepted[1].name, None);
         assert_eq!(rejected.len(), 1);
         assert_eq!((rejected[0].line, rejected[0].value.as_str()), (3, "12345"));
+    }
+
+    #[test]
+    fn a_csv_row_with_a_nul_character_is_rejected_by_line_and_the_others_kept() {
+        let csv = "phone_number,name,plan\n+15550001111,A\0sha,gold\n+15550002222,Ravi,si\0lver\n+15550003333,Mei,gold\n";
+        let (accepted, rejected) = contacts_from_csv(csv.as_bytes()).unwrap();
+        assert_eq!(accepted.len(), 1);
+        assert_eq!(rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
+        assert!(rejected[0].reason.contains("NUL"), "{rejected:?}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::CallId;
 pub(crate) struct LiveWebhook {
     pub execution: Execution,
     pub body: Value,
+    pub received: Vec<u8>,
     pub source_ip: Option<String>,
 }
 
@@ -37,7 +38,7 @@ impl LiveWebhook {
             execution_id: Some(&self.execution.id),
             status: Some(self.execution.status.as_str()),
             body: Some(&self.body),
-            raw_body: None,
+            received: &self.received,
             source_ip: self.source_ip.as_deref(),
         }
     }

@@ -32,6 +32,9 @@ pub enum WebhookReceipt {
     Stored { event_id: i64, outcome: EventOutcome, call_id: Option<CallId> },
     /// Not a webhook body: stored as rejected.
     Rejected { event_id: i64, reason: String },
+    /// A webhook whose identifying field (`id`, `status`) holds a NUL character or is too long:
+    /// stored as rejected (changing it could name another execution).
+    RejectedField { event_id: i64, field: &'static str, reason: String },
 }
 
 impl CallService {
@@ -55,20 +58,38 @@ impl CallService {
         raw: &[u8],
         source_ip: Option<&str>,
     ) -> Result<WebhookReceipt, CallError> {
-        let value: Value = match serde_json::from_slice(raw) {
+        let mut value: Value = match serde_json::from_slice(raw) {
             Ok(value) => value,
             Err(error) => {
-                let text = String::from_utf8_lossy(raw);
-                let event = ReceivedEvent {
-                    execution_id: None,
-                    status: None,
-                    body: None,
-                    raw_body: Some(&text),
-                    source_ip,
-                };
+                let event =
+                    ReceivedEvent { execution_id: None, status: None, body: None, received: raw, source_ip };
                 return self.reject(&event, format!("malformed JSON: {error}")).await;
             }
         };
+        // JSON allows U+0000 inside strings (a transcript may carry one); PostgreSQL's text and
+        // jsonb do not. The bytes are stored as received; what is applied and queried has none —
+        // except in the fields that name the execution and its status, where it is refused.
+        let identifying = ["id", "status"].into_iter().find_map(|field| {
+            let text = value.get(field).and_then(Value::as_str)?;
+            identifying_field_problem(text).map(|problem| (field, problem))
+        });
+        remove_nul_characters(&mut value);
+        if let Some((field, problem)) = identifying {
+            let event = ReceivedEvent {
+                execution_id: None,
+                status: None,
+                body: Some(&value),
+                received: raw,
+                source_ip,
+            };
+            let reason = format!("`{field}` {problem}");
+            return match self.reject(&event, reason).await? {
+                WebhookReceipt::Rejected { event_id, reason } => {
+                    Ok(WebhookReceipt::RejectedField { event_id, field, reason })
+                }
+                other => Ok(other),
+            };
+        }
         let execution: Execution = match serde_json::from_value(value.clone()) {
             Ok(execution) => execution,
             Err(error) => {
@@ -76,7 +97,7 @@ impl CallService {
                     execution_id: None,
                     status: None,
                     body: Some(&value),
-                    raw_body: None,
+                    received: raw,
                     source_ip,
                 };
                 return self.reject(&event, format!("not an execution: {error}")).await;
@@ -86,7 +107,7 @@ impl CallService {
             execution_id: Some(&execution.id),
             status: Some(execution.status.as_str()),
             body: Some(&value),
-            raw_body: None,
+            received: raw,
             source_ip,
         };
         match self.store_and_apply(&event, &execution).await {
@@ -154,6 +175,7 @@ impl CallService {
             let webhook = LiveWebhook {
                 execution: execution.clone(),
                 body: body.clone(),
+                received: event.received.to_vec(),
                 source_ip: event.source_ip.map(str::to_owned),
             };
             match self.inner.webhooks.submit(webhook).await {
@@ -175,5 +197,49 @@ impl CallService {
         self.metrics().webhook_events.with_label_values(&["unknown", "rejected"]).inc();
         tracing::warn!(event_id, reason, "webhook rejected");
         Ok(WebhookReceipt::Rejected { event_id, reason })
+    }
+}
+
+/// The longest execution ID or status stored (Bolna's are a UUID and a short word; an index entry
+/// cannot hold an arbitrarily long one).
+const MAX_IDENTIFYING_BYTES: usize = 255;
+
+/// Why an execution's `id` or `status` cannot be stored as it is, if it cannot.
+fn identifying_field_problem(text: &str) -> Option<String> {
+    if text.contains('\0') {
+        Some("contains a NUL character".into())
+    } else if text.len() > MAX_IDENTIFYING_BYTES {
+        Some(format!("is longer than {MAX_IDENTIFYING_BYTES} bytes"))
+    } else {
+        None
+    }
+}
+
+/// Removes U+0000 from every string and key of `value`.
+fn remove_nul_characters(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('\0') => text.retain(|c| c != '\0'),
+        Value::Array(items) => items.iter_mut().for_each(remove_nul_characters),
+        Value::Object(fields) if fields.keys().any(|key| key.contains('\0')) => {
+            let old = std::mem::take(fields);
+            for (key, mut item) in old {
+                remove_nul_characters(&mut item);
+                fields.insert(key.replace('\0', ""), item);
+            }
+        }
+        Value::Object(fields) => fields.values_mut().for_each(remove_nul_characters),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_removed_from_strings_and_keys_at_any_depth() {
+        let mut value = serde_json::json!({"id": "a\u{0}b", "k\u{0}": [1, {"t": "\u{0}x\u{0}"}], "n": null});
+        remove_nul_characters(&mut value);
+        assert_eq!(value, serde_json::json!({"id": "ab", "k": [1, {"t": "x"}], "n": null}));
     }
 }

@@ -35,13 +35,14 @@ impl EventOutcome {
     }
 }
 
-/// A received body to store.
+/// A received body to store: its bytes exactly as received, and (when it is JSON) the parsed body
+/// for queries, without NUL characters (PostgreSQL's `jsonb` cannot hold them).
 #[derive(Debug, Clone)]
 pub struct ReceivedEvent<'a> {
     pub execution_id: Option<&'a str>,
     pub status: Option<&'a str>,
     pub body: Option<&'a Value>,
-    pub raw_body: Option<&'a str>,
+    pub received: &'a [u8],
     pub source_ip: Option<&'a str>,
 }
 
@@ -52,13 +53,13 @@ pub(crate) async fn insert_event(
     detail: Option<&str>,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"INSERT INTO webhook_events (execution_id, status, body, raw_body, source_ip, outcome, detail, processed_at)
+        r#"INSERT INTO webhook_events (execution_id, status, body, received, source_ip, outcome, detail, processed_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $6 IN ('pending', 'unmatched') THEN NULL ELSE now() END)
            RETURNING id"#,
         event.execution_id,
         event.status,
         event.body,
-        event.raw_body,
+        event.received,
         event.source_ip,
         outcome.as_str(),
         detail

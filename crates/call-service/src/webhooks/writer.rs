@@ -56,7 +56,6 @@ struct ExecutionRow<'a> {
     event_execution: Option<&'a str>,
     event_status: Option<&'a str>,
     event_body: Option<&'a Value>,
-    event_raw: Option<&'a str>,
     event_ip: Option<&'a str>,
     event_outcome: &'static str,
     event_detail: Option<&'a str>,
@@ -87,7 +86,6 @@ impl<'a> ExecutionRow<'a> {
             event_execution: event.and_then(|e| e.execution_id),
             event_status: event.and_then(|e| e.status),
             event_body: event.and_then(|e| e.body),
-            event_raw: event.and_then(|e| e.raw_body),
             event_ip: event.and_then(|e| e.source_ip),
             event_outcome: decision.outcome.as_str(),
             event_detail: decision.detail.as_deref(),
@@ -110,13 +108,15 @@ pub(crate) async fn write_executions(
     }
     let rows: Vec<ExecutionRow<'_>> =
         writes.iter().enumerate().map(|(ord, write)| ExecutionRow::new(ord, write)).collect();
+    // The bodies' bytes ride beside the JSON rows (JSON cannot carry arbitrary bytes), by position.
+    let received: Vec<&[u8]> = writes.iter().map(|w| w.event.map_or(&[][..], |e| e.received)).collect();
     let written = sqlx::query!(
         r#"WITH input AS (
              SELECT * FROM jsonb_to_recordset($1) AS i(
                  ord bigint, call_id uuid, read_status text, new_status text, provider text, line_free bool,
                  duration float8, cost float8, transcript text, recording text, hangup_by text,
                  hangup_reason text, hangup_code text, voice_mail bool, extracted jsonb, error text,
-                 store_event bool, event_execution text, event_status text, event_body jsonb, event_raw text,
+                 store_event bool, event_execution text, event_status text, event_body jsonb,
                  event_ip text, event_outcome text, event_detail text)),
            changed AS (
              UPDATE calls c SET
@@ -143,8 +143,8 @@ pub(crate) async fn write_executions(
            leases AS (
              SELECT renew_leases(array_agg(ch.changed_id) FILTER (WHERE NOT ch.changed_line_free), $2) FROM changed ch),
            stored AS (
-             INSERT INTO webhook_events (execution_id, status, body, raw_body, source_ip, outcome, detail, processed_at, call_id)
-             SELECT i.event_execution, i.event_status, i.event_body, i.event_raw, i.event_ip, i.event_outcome,
+             INSERT INTO webhook_events (execution_id, status, body, received, source_ip, outcome, detail, processed_at, call_id)
+             SELECT i.event_execution, i.event_status, i.event_body, ($3::bytea[])[i.ord + 1], i.event_ip, i.event_outcome,
                     i.event_detail, now(), ch.changed_id
              FROM changed ch JOIN input i ON i.ord = ch.changed_ord
              WHERE i.store_event
@@ -153,6 +153,7 @@ pub(crate) async fn write_executions(
            FROM changed ch CROSS JOIN leases LEFT JOIN stored s ON s.event_call = ch.changed_id"#,
         Json(&rows) as _,
         lease.as_secs_f64(),
+        &received[..] as &[&[u8]],
     )
     .fetch_all(conn)
     .await?;
