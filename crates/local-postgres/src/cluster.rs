@@ -8,7 +8,7 @@ use std::process::Output;
 use anyhow::{bail, Context};
 
 use crate::binaries::Binaries;
-use crate::system_user::{command_as, hand_over, server_user, SystemUser};
+use crate::system_user::{can_reach, command_as, create_searchable, hand_over, server_user, SystemUser};
 
 /// How the cluster should run.
 #[derive(Debug, Clone)]
@@ -51,7 +51,10 @@ impl Cluster {
     pub fn ensure_running(options: &ClusterOptions) -> anyhow::Result<Self> {
         let binaries = Binaries::locate()?;
         let user = server_user()?;
-        let data_dir = absolute(&options.data_dir)?;
+        let data_dir = match &user {
+            Some(server) => reachable_data_dir(&absolute(&options.data_dir)?, server)?,
+            None => absolute(&options.data_dir)?,
+        };
         let parent = data_dir.parent().context("the data directory has no parent")?;
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         let _lock = lock(&data_dir.with_extension("lock"))?;
@@ -186,6 +189,47 @@ impl Cluster {
         command.stdin(std::process::Stdio::null());
         command.output().context("running pg_ctl")
     }
+}
+
+/// Where the cluster for `wanted` lives when the server user may not reach it (a clone under
+/// `/root`, run as root): beside nothing of the caller's, in a folder of its own under
+/// [`RELOCATED_ROOT`] named after `wanted`, so each requested folder keeps its own cluster between
+/// runs. `wanted` becomes a symbolic link to it, so the caller (and `scripts/sqlx-prepare`) still
+/// finds the cluster where it asked for it.
+const RELOCATED_ROOT: &str = "/var/tmp/switchboard-postgres";
+
+fn reachable_data_dir(wanted: &Path, server: &SystemUser) -> anyhow::Result<PathBuf> {
+    let parent = wanted.parent().context("the data directory has no parent")?;
+    if can_reach(wanted, server) {
+        create_searchable(parent)?;
+        return Ok(wanted.to_owned());
+    }
+    if let Ok(target) = std::fs::read_link(wanted) {
+        return Ok(target);
+    }
+    let name = wanted.file_name().and_then(|n| n.to_str()).unwrap_or("cluster");
+    let relocated = Path::new(RELOCATED_ROOT).join(format!("{:016x}-{name}", path_hash(wanted)));
+    create_searchable(Path::new(RELOCATED_ROOT))?;
+    tracing::info!(
+        wanted = %wanted.display(),
+        data_dir = %relocated.display(),
+        server_user = %server.name,
+        "the server user cannot enter the requested folder: the cluster lives elsewhere, linked from it"
+    );
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    if !wanted.exists() {
+        std::os::unix::fs::symlink(&relocated, wanted)
+            .with_context(|| format!("linking {} to {}", wanted.display(), relocated.display()))?;
+    }
+    Ok(relocated)
+}
+
+/// FNV-1a of the path's bytes: stable across builds and Rust versions (the std hasher is not).
+fn path_hash(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -96,3 +96,59 @@ async fn dev_runs_everything_from_nothing_and_ctrl_c_stops_it_all() {
     assert!(!data_dir.join("postmaster.pid").exists(), "the private PostgreSQL was stopped");
     std::fs::remove_dir_all(&data_dir).ok();
 }
+
+/// The quick start from a clone nobody else may enter (root's home is 0700, and PostgreSQL then
+/// runs as `postgres`, who cannot enter it): `dev` with nothing set still answers /readyz. Run as
+/// root the folder is root-only; as anyone else it is that user's own private folder.
+#[tokio::test]
+async fn dev_answers_readyz_when_started_from_a_folder_only_its_owner_can_enter() {
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::env::temp_dir().join(format!("switchboard-private-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dev = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["dev", "--sim-speed", "1000"])
+        .current_dir(&private)
+        .env_remove("DATABASE_URL")
+        .env_remove("SWITCHBOARD__DATABASE__URL")
+        .env_remove("SWITCHBOARD_DEV_DATA_DIR")
+        .env("SWITCHBOARD__SERVER__PORT", port.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dev starts");
+    let mut dev = KillOnDrop(dev);
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(response) = reqwest::get(&readyz).await {
+            if response.status() == 200 {
+                break;
+            }
+        }
+        if let Ok(Some(status)) = dev.0.try_wait() {
+            let mut log = String::new();
+            std::io::Read::read_to_string(dev.0.stderr.as_mut().unwrap(), &mut log).unwrap();
+            panic!("dev exited ({status:?}) before /readyz answered 200:\n{log}");
+        }
+        assert!(Instant::now() < deadline, "/readyz never answered 200");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Command::new("kill").args(["-INT", &dev.0.id().to_string()]).status().unwrap();
+    let status = common::wait_for_exit(&mut dev.0, Duration::from_secs(30));
+    assert!(status.success(), "Ctrl-C exits cleanly: {status:?}");
+    // Where the cluster lives: in the folder, or (the server user could not enter it) elsewhere,
+    // linked from the folder.
+    let requested = private.join(".switchboard/postgres");
+    let data_dir = std::fs::read_link(&requested).unwrap_or_else(|_| requested.clone());
+    assert!(data_dir.join("PG_VERSION").is_file(), "the cluster is at {}", data_dir.display());
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    assert_eq!(data_dir != requested, root, "relocated exactly when the server user is not the caller");
+    assert!(!data_dir.join("postmaster.pid").exists(), "the private PostgreSQL was stopped");
+    if data_dir != requested {
+        std::fs::remove_dir_all(&data_dir).unwrap();
+    }
+    std::fs::remove_dir_all(&private).unwrap();
+}
