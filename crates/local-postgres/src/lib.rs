@@ -4,7 +4,9 @@
 //! The cluster lives in a data directory of the caller's choosing and is kept between runs; starting
 //! an already running cluster is a no-op, and concurrent starters (parallel test processes) are
 //! serialised by a lock file. PostgreSQL refuses to run as root, so when the caller is root the
-//! server runs as the `postgres` system user (or `nobody`).
+//! server runs as the `postgres` system user (or `nobody`); when that user cannot reach the chosen
+//! folder (a clone under `/root`), the cluster lives under `/var/tmp/switchboard-postgres` and the
+//! chosen folder links to it.
 
 mod binaries;
 mod cluster;
