@@ -46,18 +46,27 @@ async fn a_completed_webhook_with_a_nul_in_its_transcript_is_stored_applied_and_
 }
 
 #[tokio::test]
-async fn api_input_with_a_nul_character_is_refused_with_422_naming_the_field_and_nothing_is_stored() {
-    let app = spawn_app().await;
+async fn api_input_with_a_nul_character_is_stripped_in_free_form_data_and_refused_with_422_elsewhere() {
+    let app = spawn_app_with(|_| {}, |sim| sim.hold_calls = true).await;
     let user = app.create_user(2, 2).await;
     let mut body = call_body("+919812345678");
-    body["user_data"] = json!({"note": "a\u{0}b"});
-    let refused = app.post_call(&user, &body).await;
+    body["user_data"] = json!({"note": "a\u{0}b", "k\u{0}": ["\u{0}"]});
+    let call = app.post_call(&user, &body).await;
+    assert_eq!(call.status(), StatusCode::CREATED, "user_data is free-form: accepted");
+    let call: Value = call.json().await.unwrap();
+    assert_eq!(call["user_data"], json!({"note": "ab", "k": [""]}), "stored without the NULs");
+    let bolna = app.sim.execution(call["bolna_execution_id"].as_str().unwrap()).unwrap();
+    assert_eq!(bolna.recipient_data().unwrap()["note"], "ab", "and passed on to Bolna without them");
+
+    let mut refused = call_body("+919812345678");
+    refused["recipient_phone_number"] = json!("+91981234567\u{0}8");
+    let refused = app.post_call(&user, &refused).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.headers()["content-type"], "application/problem+json");
     let problem: Value = refused.json().await.unwrap();
     assert_eq!(
         (problem["code"].as_str(), problem["field"].as_str()),
-        (Some("invalid_character"), Some("/user_data/note"))
+        (Some("invalid_character"), Some("/recipient_phone_number"))
     );
 
     let campaign = app
@@ -81,7 +90,8 @@ async fn api_input_with_a_nul_character_is_refused_with_422_naming_the_field_and
     assert_eq!(admin.json::<Value>().await.unwrap()["field"], "/k\u{0}");
 
     let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM calls").fetch_one(&app.pool).await.unwrap();
-    assert_eq!(calls, 0);
+    assert_eq!(calls, 1, "only the call with free-form NULs");
+    app.sim.hang_up_all();
 }
 
 #[tokio::test]
@@ -174,4 +184,22 @@ async fn numbers_out_of_range_and_overlong_strings_are_4xx() {
         .await
         .unwrap();
     assert_eq!(user_limit.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_method_a_known_path_does_not_offer_is_405_with_allow_and_an_unknown_path_404() {
+    let app = spawn_app().await;
+    let put = app.client.put(app.url("/v1/calls")).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let mut allow: Vec<&str> = put.headers()["allow"].to_str().unwrap().split(", ").collect();
+    allow.sort();
+    assert_eq!(allow, ["GET", "POST"]);
+    assert_eq!(put.headers()["content-type"], "application/problem+json");
+    let trace =
+        app.client.request(reqwest::Method::TRACE, app.url("/v1/calls/abc/cancel")).send().await.unwrap();
+    assert_eq!(
+        (trace.status(), trace.headers()["allow"].to_str().unwrap()),
+        (StatusCode::METHOD_NOT_ALLOWED, "POST")
+    );
+    assert_eq!(app.get("/v1/nowhere").await.status(), StatusCode::NOT_FOUND);
 }

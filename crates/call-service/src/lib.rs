@@ -14,6 +14,7 @@ mod diagnostics;
 mod dispatch;
 mod error;
 pub mod events;
+pub mod json_text;
 pub mod metrics;
 pub mod phone;
 mod reconcile;

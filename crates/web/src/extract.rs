@@ -51,6 +51,15 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
     let body = read_body(payload, limit).await?;
     let value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|error| json_error(JsonPayloadError::Deserialize(error)))?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    let mut value = value;
+    remove_nul_in_free_form(&mut value);
     if let Some(field) = nul_character_at(&value, String::new()) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -60,6 +69,28 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
         .with("field", field));
     }
     serde_json::from_value(value).map_err(|error| json_error(JsonPayloadError::Deserialize(error)))
+}
+
+/// The free-form objects of the API (a call's `user_data`, a contact's `variables`): any JSON is
+/// accepted there, NUL characters removed (they are data passed on to Bolna, not names Switchboard
+/// matches on). Anywhere else a NUL is refused with the field's name.
+const FREE_FORM: [&str; 2] = ["user_data", "variables"];
+
+fn remove_nul_in_free_form(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(fields) => {
+            for (key, item) in fields.iter_mut() {
+                if FREE_FORM.contains(&key.as_str()) {
+                    call_service::json_text::remove_nul_characters(item);
+                } else {
+                    remove_nul_in_free_form(item);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(remove_nul_in_free_form),
+        _ => {}
+    }
 }
 
 /// The JSON Pointer of the first string (or object key) holding U+0000: JSON allows it, PostgreSQL's
@@ -76,11 +107,53 @@ pub fn nul_character_at(value: &serde_json::Value, at: String) -> Option<String>
             let path = format!("{at}/{}", escape(key));
             if key.contains('\0') {
                 Some(path)
+            } else if key == "contacts" {
+                // Contact rows are checked one by one: a bad row is reported, the others kept.
+                None
             } else {
                 nul_character_at(item, path)
             }
         }),
         _ => None,
+    }
+}
+
+/// An integer as JSON counts one: `13` and `13.0` alike (JSON Schema's `integer`), for
+/// `#[serde(default, deserialize_with = "whole_number")]` on an `Option<i64>`.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_i64().or_else(|| {
+        // Within ±2^63 and without a fraction.
+        number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)
+    });
+    whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("`{number}` is not a 64-bit integer")))
+}
+
+/// [`whole_number`] for a required field.
+pub fn required_whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    whole_number(deserializer)?.ok_or_else(|| serde::de::Error::custom("an integer is required"))
+}
+
+/// A list operation's page size: `default` when absent, else 1 ..= `max` (422 outside: a size the
+/// client did not ask for would be a silent surprise). `/openapi.json` states each bound.
+#[derive(Debug, Clone, Copy)]
+pub struct PageSize {
+    pub default: i64,
+    pub max: i64,
+}
+
+impl PageSize {
+    pub fn of(self, limit: Option<i64>) -> Result<i64, ApiError> {
+        let limit = limit.unwrap_or(self.default);
+        if (1..=self.max).contains(&limit) {
+            return Ok(limit);
+        }
+        Err(ApiError::validation(vec![crate::problem::FieldError {
+            field: "limit".into(),
+            message: format!("must be between 1 and {}", self.max),
+        }]))
     }
 }
 

@@ -13,6 +13,8 @@ pub struct ApiError {
     detail: String,
     errors: Vec<FieldError>,
     extensions: serde_json::Map<String, serde_json::Value>,
+    /// Rare (an `Allow` with a 405): boxed so the error stays small.
+    headers: Option<Box<[(header::HeaderName, String)]>>,
     source: Option<anyhow::Error>,
 }
 
@@ -45,6 +47,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             extensions: serde_json::Map::new(),
+            headers: None,
             source: None,
         }
     }
@@ -89,6 +92,14 @@ impl ApiError {
     /// Adds a member to the problem body (RFC 9457 extension), e.g. the `call_id` concerned.
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
         self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// A header to send with the problem (e.g. `Allow` with a 405).
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        let mut headers = self.headers.take().map(Vec::from).unwrap_or_default();
+        headers.push((name, value.into()));
+        self.headers = Some(headers.into_boxed_slice());
         self
     }
 
@@ -143,9 +154,11 @@ impl ResponseError for ApiError {
             errors: &self.errors,
             extensions: &self.extensions,
         };
-        HttpResponse::build(self.status)
-            .insert_header((header::CONTENT_TYPE, "application/problem+json"))
-            .json(body)
+        let mut response = HttpResponse::build(self.status);
+        for (name, value) in self.headers.iter().flat_map(|headers| headers.iter()) {
+            response.insert_header((name.clone(), value.as_str()));
+        }
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json")).json(body)
     }
 }
 

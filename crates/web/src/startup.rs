@@ -202,9 +202,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 .configure(routes::console::routes)
                 .configure(routes::docs::routes)
                 .configure(routes::operations::routes)
-                .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
-                }))
+                .default_service(web::to(routes::contract::fallback))
         });
     let server = match workers {
         0 => server,

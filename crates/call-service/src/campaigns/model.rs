@@ -21,6 +21,9 @@ macro_rules! text_enum {
         }
 
         impl $name {
+            /// Every value's name.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }

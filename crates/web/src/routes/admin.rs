@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::calls::parse_call_id;
 use crate::auth::Admin;
-use crate::extract::{read_json, read_optional_json};
+use crate::extract::{read_json, read_optional_json, PageSize};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -51,8 +51,10 @@ impl From<User> for UserResource {
 pub struct CreateUserRequest {
     pub name: String,
     /// Default `limits.default_direct_call_limit` (2).
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub direct_call_limit: Option<i64>,
     /// Default `limits.default_campaign_call_limit` (5).
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub campaign_call_limit: Option<i64>,
 }
 
@@ -66,9 +68,16 @@ pub struct CreatedUser {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLimitsRequest {
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub direct_call_limit: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub campaign_call_limit: Option<i64>,
 }
+
+/// Page sizes of the admin lists.
+pub const USER_PAGE: PageSize = PageSize { default: 50, max: 200 };
+pub const ACTIVE_CALL_PAGE: PageSize = PageSize { default: 500, max: 5000 };
+pub const CAMPAIGN_PAGE: PageSize = PageSize { default: 50, max: 200 };
 
 fn limit(field: &str, value: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i32> {
     let value = value?;
@@ -115,6 +124,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserListQuery {
     pub limit: Option<i64>,
     pub cursor: Option<uuid::Uuid>,
@@ -129,7 +139,7 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<UserListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let limit = USER_PAGE.of(query.limit)?;
     let mut conn = state.pool.acquire().await?;
     let users = list_users(&mut conn, query.cursor.map(UserId::from), limit).await?;
     let next = (users.len() as i64 == limit).then(|| users.last().map(|u| u.id.to_string())).flatten();
@@ -179,6 +189,7 @@ pub async fn update(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActiveCallsQuery {
     pub user_id: Option<uuid::Uuid>,
     pub limit: Option<i64>,
@@ -193,7 +204,7 @@ pub async fn active_calls(
     state: web::Data<AppState>,
     query: web::Query<ActiveCallsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(500).clamp(1, 5000);
+    let limit = ACTIVE_CALL_PAGE.of(query.limit)?;
     let mut conn = state.pool.acquire().await?;
     let rows = concurrency::list_active_calls(&mut conn, query.user_id.map(UserId::from), limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"data": rows})))
@@ -229,6 +240,7 @@ pub async fn release(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdminCampaignsQuery {
     /// 1 to 200 (default 50).
@@ -246,13 +258,7 @@ pub async fn campaigns(
     state: web::Data<AppState>,
     query: web::Query<AdminCampaignsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "limit".into(),
-            message: "must be between 1 and 200".into(),
-        }]));
-    }
+    let limit = CAMPAIGN_PAGE.of(query.limit)?;
     let found = {
         let mut conn = state.pool.acquire().await?;
         call_service::campaigns::list_all_campaigns(&mut conn, query.cursor, limit).await?

@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 use super::call_input::CreateCallRequest;
 use super::call_resource::{CallPage, CallResource};
 use crate::auth::AuthenticatedUser;
-use crate::extract::read_json;
+use crate::extract::{read_json, PageSize};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -99,6 +99,7 @@ pub(crate) fn parse_call_id(text: &str) -> Result<CallId, ApiError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only calls in this status.
@@ -111,6 +112,9 @@ pub struct ListQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
+
+/// Page sizes of `GET /v1/calls`.
+pub const PAGE: PageSize = PageSize { default: 20, max: 100 };
 
 /// The caller's calls, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/calls", tag = "calls", params(ListQuery),
@@ -133,9 +137,9 @@ pub async fn list(
         .call_type
         .as_deref()
         .and_then(|t| t.parse().map_err(|_| invalid("call_type", "must be direct or campaign")).ok());
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        invalid("limit", "must be between 1 and 100");
+    let limit = query.limit.unwrap_or(PAGE.default);
+    if !(1..=PAGE.max).contains(&limit) {
+        invalid("limit", &format!("must be between 1 and {}", PAGE.max));
     }
     let cursor = query.cursor.as_deref().and_then(|c| {
         CallCursor::decode(c).or_else(|| {

@@ -26,8 +26,10 @@ pub struct WindowInput {
 pub struct RetryInput {
     /// Bolna terminal statuses (e.g. `no-answer`, `busy`, `failed`) or `voicemail`.
     pub on: Vec<String>,
+    #[serde(deserialize_with = "crate::extract::required_whole_number")]
     pub delay_seconds: i64,
     /// Attempts in all, the first included (≥ 1).
+    #[serde(deserialize_with = "crate::extract::required_whole_number")]
     pub max_attempts: i64,
 }
 
@@ -47,8 +49,10 @@ pub struct CampaignInput {
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     /// 1 ..= the user's campaign limit.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub max_concurrency: Option<i64>,
     /// Calls started per minute; absent = no pacing.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub calls_per_minute: Option<i64>,
     pub retry: Option<RetryInput>,
 }

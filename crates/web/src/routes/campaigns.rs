@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::campaign_input::{window_output, CampaignInput, RetryInput, WindowInput};
 use crate::auth::AuthenticatedUser;
-use crate::extract::{read_body, read_json};
+use crate::extract::{read_body, read_json, PageSize};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -143,7 +143,13 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(campaign_resource(&state, campaign).await?))
 }
 
+/// Page sizes of the campaign, contact and do-not-call lists.
+pub const CAMPAIGN_PAGE: PageSize = PageSize { default: 20, max: 100 };
+pub const CONTACT_PAGE: PageSize = PageSize { default: 50, max: 500 };
+pub const DNC_PAGE: PageSize = PageSize { default: 100, max: 1000 };
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -158,7 +164,7 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(20).clamp(1, 100);
+    let limit = CAMPAIGN_PAGE.of(query.limit)?;
     let after = query.cursor.as_deref().map(parse_id).transpose()?;
     let campaigns = state.calls.campaigns(user.0.id, after, limit).await?;
     let next =
@@ -284,7 +290,7 @@ pub async fn contacts(
         .transpose()
         .map_err(|m| ApiError::validation(vec![FieldError { field: "status".into(), message: m }]))?;
     let after = query.cursor.as_deref().map(parse_id).transpose()?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let limit = CONTACT_PAGE.of(query.limit)?;
     let mut conn = state.pool.acquire().await?;
     let data = list_contacts(&mut conn, campaign.id, status, after, limit).await?;
     let next = (data.len() as i64 == limit).then(|| data.last().map(|c| c.id.to_string())).flatten();
@@ -337,7 +343,7 @@ pub async fn dnc_list(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = DNC_PAGE.of(query.limit)?;
     let mut conn = state.pool.acquire().await?;
     let rows = list_dnc(&mut conn, user.0.id, query.cursor.as_deref(), limit).await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.0.clone())).flatten();

@@ -51,7 +51,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(super::contract::document())
 }
 
 async fn docs() -> HttpResponse {

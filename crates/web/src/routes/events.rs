@@ -50,6 +50,7 @@ pub async fn create_ticket(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// A ticket from `POST /v1/events/tickets`, instead of `Authorization` (browsers).
@@ -100,12 +101,22 @@ pub async fn stream(
 /// The `Last-Event-ID` header, else the `last_event_id` parameter; both must be event ids.
 fn last_event_id(request: &HttpRequest, from_query: Option<&str>) -> Result<Option<i64>, ApiError> {
     let from_header = request.headers().get("last-event-id").map(|v| v.to_str().unwrap_or("?"));
+    // Both are checked when both are given; the header wins.
+    if let (Some(_), Some(query)) = (from_header, from_query) {
+        parse_event_id(query)?;
+    }
     let Some(text) = from_header.or(from_query) else { return Ok(None) };
+    parse_event_id(text)
+}
+
+fn parse_event_id(text: &str) -> Result<Option<i64>, ApiError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse::<i64>().ok().filter(|id| *id > 0).map(Some).ok_or_else(|| {
+    // As the API describes it: 1 to 18 digits, no leading 0 (event ids are positive bigints).
+    let well_formed = text.len() <= 18 && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
+    text.parse::<i64>().ok().filter(|id| *id > 0 && well_formed).map(Some).ok_or_else(|| {
         ApiError::validation(vec![FieldError {
             field: "Last-Event-ID".into(),
             message: "must be the id of an event this API sent".into(),

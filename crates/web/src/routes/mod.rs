@@ -7,6 +7,7 @@ pub mod calls;
 pub mod campaign_input;
 pub mod campaigns;
 pub mod console;
+pub mod contract;
 pub mod docs;
 pub mod events;
 pub mod health;

@@ -24,8 +24,10 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DiagnosticsQuery {
     /// A non-terminal call unchanged for longer than this counts as stuck (default 3600).
+    #[param(minimum = 1, maximum = 2_592_000)]
     pub stale_after_seconds: Option<i64>,
 }
 
@@ -39,6 +41,12 @@ pub async fn diagnostics(
     state: web::Data<AppState>,
     query: web::Query<DiagnosticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let stale_after = query.stale_after_seconds.unwrap_or(3600).clamp(1, 30 * 24 * 3600);
+    let stale_after = query.stale_after_seconds.unwrap_or(3600);
+    if !(1..=30 * 24 * 3600).contains(&stale_after) {
+        return Err(ApiError::validation(vec![crate::problem::FieldError {
+            field: "stale_after_seconds".into(),
+            message: "must be between 1 and 2592000".into(),
+        }]));
+    }
     Ok(HttpResponse::Ok().json(state.calls.diagnostics(stale_after).await?))
 }
