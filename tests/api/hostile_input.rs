@@ -203,3 +203,14 @@ async fn a_method_a_known_path_does_not_offer_is_405_with_allow_and_an_unknown_p
     );
     assert_eq!(app.get("/v1/nowhere").await.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_encoded_nul_in_a_query_or_path_is_422() {
+    let app = spawn_app().await;
+    let user = app.create_user(1, 1).await;
+    for path in ["/v1/dnc?cursor=%1C%00x", "/v1/calls/%00", "/v1/events?ticket=a%00b"] {
+        let response = app.client.get(app.url(path)).bearer_auth(&user.key).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(response.json::<Value>().await.unwrap()["code"], "invalid_character", "{path}");
+    }
+}

@@ -217,9 +217,13 @@ fn reachable_data_dir(wanted: &Path, server: &SystemUser) -> anyhow::Result<Path
         "the server user cannot enter the requested folder: the cluster lives elsewhere, linked from it"
     );
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    if !wanted.exists() {
-        std::os::unix::fs::symlink(&relocated, wanted)
-            .with_context(|| format!("linking {} to {}", wanted.display(), relocated.display()))?;
+    // Concurrent starters (parallel tests) may race to link: whoever loses finds the same link.
+    match std::os::unix::fs::symlink(&relocated, wanted) {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(error)
+                .with_context(|| format!("linking {} to {}", wanted.display(), relocated.display()));
+        }
+        _ => {}
     }
     Ok(relocated)
 }

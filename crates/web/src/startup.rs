@@ -180,6 +180,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
         HttpServer::new(move || {
             App::new()
                 .wrap(crate::cors::policy(&origins))
+                .wrap(from_fn(refuse_nul_in_url))
                 .wrap(from_fn(echo_request_id))
                 .wrap(TracingLogger::default())
                 .app_data(data.clone())
@@ -210,6 +211,31 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     };
     let server = server.shutdown_timeout(shutdown_timeout).disable_signals().listen(listener)?.run();
     Ok(server)
+}
+
+/// Refuses a URL carrying an encoded NUL character (`%00`) before any handler reads it: no
+/// parameter may hold one (PostgreSQL's text cannot), so this is the one place that says so.
+async fn refuse_nul_in_url(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let uri = request.uri();
+    let part = if uri.path().contains("%00") {
+        Some("path")
+    } else {
+        uri.query().filter(|query| query.contains("%00")).map(|_| "query")
+    };
+    if let Some(part) = part {
+        let detail = format!("the {part} contains a NUL character (%00), which no parameter may hold");
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_character",
+            detail,
+        )
+        .with("field", part)
+        .into());
+    }
+    next.call(request).await
 }
 
 /// Returns the request's ID (the one in its logs) as `x-request-id`.

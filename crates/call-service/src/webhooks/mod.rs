@@ -203,14 +203,14 @@ impl CallService {
 
 /// The longest execution ID or status stored (Bolna's are a UUID and a short word; an index entry
 /// cannot hold an arbitrarily long one).
-const MAX_IDENTIFYING_BYTES: usize = 255;
+const MAX_IDENTIFYING_CHARS: usize = 255;
 
 /// Why an execution's `id` or `status` cannot be stored as it is, if it cannot.
 fn identifying_field_problem(text: &str) -> Option<String> {
     if text.contains('\0') {
         Some("contains a NUL character".into())
-    } else if text.len() > MAX_IDENTIFYING_BYTES {
-        Some(format!("is longer than {MAX_IDENTIFYING_BYTES} bytes"))
+    } else if text.chars().count() > MAX_IDENTIFYING_CHARS {
+        Some(format!("is longer than {MAX_IDENTIFYING_CHARS} characters"))
     } else {
         None
     }

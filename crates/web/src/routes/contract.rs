@@ -123,7 +123,11 @@ fn constrain_parameters(document: &mut Value) {
     // What CallCursor::encode writes.
     let cursor = "^[0-9]{1,18}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
     set_parameter(document, "/v1/calls", "get", "cursor", json!({"type": "string", "pattern": cursor}));
-    // The do-not-call list's cursor is the last number of the previous page, as it was given.
+    // The do-not-call list's cursor is the last number of the previous page, as it was given; no
+    // parameter may hold a NUL character (startup::refuse_nul_in_url).
+    let text = json!({"type": "string", "pattern": "^[^\\u0000]*$"});
+    set_parameter(document, "/v1/dnc", "get", "cursor", text.clone());
+    set_parameter(document, "/v1/events", "get", "ticket", text);
     for path in ["/v1/campaigns", "/v1/campaigns/{id}/contacts"] {
         set_parameter(document, path, "get", "cursor", json!({"type": "string", "format": "uuid"}));
     }
@@ -280,12 +284,14 @@ fn constrain_schemas(document: &mut Value) {
 
     // Bolna's webhook: an execution names itself and its status (other fields are optional and
     // kept as sent); a body without them is stored and answered 400.
-    let identifying = json!({"type": "string", "maxLength": 255, "pattern": "^[^\\u0000]*$"});
+    // (`id`: not blank, or a number, as bolna_client reads it; both at most 255 characters.)
+    let id = json!({"oneOf": [{"type": "string", "maxLength": 255, "pattern": name_pattern()}, {"type": "number"}]});
+    let status = json!({"type": "string", "maxLength": 255, "pattern": "^[^\\u0000]*$"});
     set(
         document,
         "/paths/~1webhooks~1bolna/post/requestBody/content/application~1json/schema",
         json!({"type": "object", "required": ["id", "status"],
-               "properties": {"id": identifying, "status": identifying}, "additionalProperties": true}),
+               "properties": {"id": id, "status": status}, "additionalProperties": true}),
     );
 
     // A campaign's create needs what its patch may leave out.

@@ -24,7 +24,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "Stored (and applied, or kept for later)"),
         (status = 400, description = "Not a webhook body: stored as rejected"),
-        (status = 422, description = "`id` or `status` holds a NUL character or is longer than 255 bytes: stored as rejected (NUL characters elsewhere are removed before the body is applied; its bytes are stored as received)"),
+        (status = 422, description = "`id` or `status` holds a NUL character or is longer than 255 characters: stored as rejected (NUL characters elsewhere are removed before the body is applied; its bytes are stored as received)"),
         (status = 401, description = "Missing or wrong token"),
         (status = 403, description = "Source address not allowed"),
         (status = 413, description = "Body too large"),
