@@ -214,3 +214,22 @@ async fn an_encoded_nul_in_a_query_or_path_is_422() {
         assert_eq!(response.json::<Value>().await.unwrap()["code"], "invalid_character", "{path}");
     }
 }
+
+/// Numbers at the edges of what JSON clients send in free-form data come back as they went in:
+/// PostgreSQL prints a jsonb number in full (309 digits for the largest double), which must read
+/// back to the same double.
+#[tokio::test]
+async fn extreme_numbers_in_user_data_round_trip_through_the_database() {
+    let app = spawn_app_with(|_| {}, |sim| sim.hold_calls = true).await;
+    let user = app.create_user(1, 1).await;
+    let mut body = call_body("+919812345678");
+    let numbers = json!({"max": f64::MAX, "min": -f64::MAX, "tiny": 5e-324, "big": 1.2345678901234568e29, "small": -1.493511421131838e-250});
+    body["user_data"] = numbers.clone();
+    let created = app.post_call(&user, &body).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.call_json(&user, &id).await["user_data"], numbers);
+    let list = app.get_json_as(&user, "/v1/calls").await;
+    assert_eq!(list["data"][0]["user_data"], numbers);
+    app.sim.hang_up_all();
+}

@@ -102,8 +102,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body: CreateUserRequest = read_json(&request, payload, state.settings.server.max_body_bytes).await?;
     let mut errors = Vec::new();
+    // At most 200 characters as sent (what /openapi.json's maxLength says), not blank.
     let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || body.name.chars().count() > 200 {
         errors.push(FieldError { field: "name".into(), message: "must be 1 to 200 characters".into() });
     }
     let limits = &state.settings.limits;

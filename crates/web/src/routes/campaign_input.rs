@@ -106,8 +106,10 @@ impl CampaignInput {
 
     pub fn validate(self) -> Result<CampaignSettings, ApiError> {
         let mut errors = Vec::new();
-        let name = self.name.map(|n| n.trim().to_owned()).unwrap_or_default();
-        if name.is_empty() || name.chars().count() > 200 {
+        // At most 200 characters as sent (what /openapi.json's maxLength says), not blank.
+        let sent = self.name.unwrap_or_default();
+        let name = sent.trim().to_owned();
+        if name.is_empty() || sent.chars().count() > 200 {
             bad(&mut errors, "name", "is required, 1 to 200 characters");
         }
         let agent_id = self.agent_id.map(|a| a.trim().to_owned()).unwrap_or_default();

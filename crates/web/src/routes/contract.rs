@@ -395,6 +395,60 @@ fn problem_schema() -> Value {
 mod tests {
     use super::*;
 
+    /// Strings from a small alphabet rich in the characters the rules care about.
+    fn corpus(alphabet: &[&str], count: usize) -> Vec<String> {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        (0..count)
+            .map(|_| {
+                let length = (next() % 22) as usize;
+                (0..length).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_phone_pattern_accepts_exactly_what_phone_number_parse_accepts() {
+        let pattern = regex::Regex::new(&phone_pattern()).unwrap();
+        let alphabet =
+            ["+", "1", "9", "0", "5", " ", "-", ".", "(", ")", "\u{a0}", "\t", "a", "\u{0}", "+", "4"];
+        let mut fixed: Vec<String> = [
+            "+919812345678",
+            " +1 (555) 000.1111 ",
+            "+0123456789",
+            "+123456",
+            "+1234567890123456",
+            "+ 91 98",
+            "919812345678",
+        ]
+        .map(String::from)
+        .to_vec();
+        fixed.extend(corpus(&alphabet, 50_000));
+        let digits = ["1", "9", "0", "5", "4", "7", " ", "-", "(", "\u{a0}", "x"];
+        fixed.extend(corpus(&digits, 50_000).into_iter().map(|text| format!("+{text}")));
+        let mut valid = 0;
+        for text in fixed {
+            let parsed = call_service::PhoneNumber::parse(&text).is_ok();
+            assert_eq!(pattern.is_match(&text), parsed, "{text:?}");
+            valid += usize::from(parsed);
+        }
+        assert!(valid > 1_000, "the corpus holds valid numbers too ({valid})");
+    }
+
+    #[test]
+    fn the_name_pattern_accepts_exactly_the_names_the_validators_accept() {
+        let pattern = regex::Regex::new(&name_pattern()).unwrap();
+        for text in corpus(&["a", " ", "\u{3000}", "\t", "\u{0}", "\u{1c}", "é"], 20_000) {
+            let valid = !text.trim().is_empty() && !text.contains('\0');
+            assert_eq!(pattern.is_match(&text), valid, "{text:?}");
+        }
+    }
+
     #[test]
     fn a_known_path_offers_its_methods_and_an_unknown_one_none() {
         assert_eq!(
