@@ -28,6 +28,7 @@ pub fn document() -> &'static Value {
         let mut document = serde_json::to_value(super::docs::ApiDoc::openapi()).unwrap_or_default();
         constrain_schemas(&mut document);
         constrain_parameters(&mut document);
+        no_nul_in_free_text_parameters(&mut document);
         add_common_responses(&mut document);
         document
     })
@@ -123,11 +124,8 @@ fn constrain_parameters(document: &mut Value) {
     // What CallCursor::encode writes.
     let cursor = "^[0-9]{1,18}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
     set_parameter(document, "/v1/calls", "get", "cursor", json!({"type": "string", "pattern": cursor}));
-    // The do-not-call list's cursor is the last number of the previous page, as it was given; no
-    // parameter may hold a NUL character (startup::refuse_nul_in_url).
-    let text = json!({"type": "string", "pattern": "^[^\\u0000]*$"});
-    set_parameter(document, "/v1/dnc", "get", "cursor", text.clone());
-    set_parameter(document, "/v1/events", "get", "ticket", text);
+    // The do-not-call list's cursor is the last number of the previous page, as it was given.
+    set_parameter(document, "/v1/dnc", "get", "cursor", json!({"type": "string"}));
     for path in ["/v1/campaigns", "/v1/campaigns/{id}/contacts"] {
         set_parameter(document, path, "get", "cursor", json!({"type": "string", "format": "uuid"}));
     }
@@ -164,6 +162,25 @@ fn constrain_parameters(document: &mut Value) {
     let event_id = json!({"type": "string", "pattern": "^([1-9][0-9]{0,17})?$"});
     set_parameter(document, "/v1/events", "get", "Last-Event-ID", event_id.clone());
     set_parameter(document, "/v1/events", "get", "last_event_id", event_id);
+}
+
+/// No URL may carry a NUL character (`startup::refuse_nul_in_url`): every free-text parameter says so.
+fn no_nul_in_free_text_parameters(document: &mut Value) {
+    let Some(Value::Object(paths)) = document.get_mut("paths") else { return };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|ops| ops.values_mut()) {
+        let Some(Value::Array(parameters)) = operation.get_mut("parameters") else { continue };
+        for schema in
+            parameters.iter_mut().filter_map(|p| p.get_mut("schema")).filter_map(Value::as_object_mut)
+        {
+            let text = schema
+                .get("type")
+                .is_some_and(|t| t == "string" || t.as_array().is_some_and(|a| a.contains(&json!("string"))));
+            let constrained = ["pattern", "enum", "format"].iter().any(|key| schema.contains_key(*key));
+            if text && !constrained {
+                schema.insert("pattern".into(), json!("^[^\\u0000]*$"));
+            }
+        }
+    }
 }
 
 fn nullable(schema: Value) -> Value {
@@ -446,6 +463,22 @@ mod tests {
         for text in corpus(&["a", " ", "\u{3000}", "\t", "\u{0}", "\u{1c}", "é"], 20_000) {
             let valid = !text.trim().is_empty() && !text.contains('\0');
             assert_eq!(pattern.is_match(&text), valid, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn no_free_text_parameter_admits_a_nul_character() {
+        let paths = document()["paths"].as_object().unwrap();
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().unwrap() {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let schema = &parameter["schema"];
+                    if schema["type"] == "string" && schema["enum"].is_null() && schema["format"].is_null() {
+                        let pattern = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+                        assert!(!pattern.is_match("a\u{0}b"), "{method} {path} {}", parameter["name"]);
+                    }
+                }
+            }
         }
     }
 
