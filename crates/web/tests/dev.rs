@@ -94,6 +94,11 @@ async fn dev_runs_everything_from_nothing_and_ctrl_c_stops_it_all() {
     );
     assert!(status.success(), "Ctrl-C exits cleanly: {status:?}");
     assert!(!data_dir.join("postmaster.pid").exists(), "the private PostgreSQL was stopped");
+    // The cluster itself, wherever it lives (a clone the server user cannot enter links to it).
+    if let Ok(relocated) = std::fs::read_link(&data_dir) {
+        std::fs::remove_dir_all(relocated).ok();
+        std::fs::remove_file(&data_dir).ok();
+    }
     std::fs::remove_dir_all(&data_dir).ok();
 }
 
