@@ -55,6 +55,5 @@ pub use queue::{
 pub use release::{release_call_slot, release_call_slot_by_execution_id, ReleasedSlot};
 pub use reserve::{reserve, Reservation};
 pub use usage::{
-    ledger_health, list_active_calls, slot_of, usage_of, usage_of_everyone, ActiveCallRow, LedgerHealth,
-    Usage,
+    ledger_health, list_held_slots, slot_of, usage_of, usage_of_everyone, ActiveCallRow, LedgerHealth, Usage,
 };

@@ -90,7 +90,7 @@ pub struct ActiveCallRow {
 }
 
 /// Held slots, oldest first, optionally of one user.
-pub async fn list_active_calls(
+pub async fn list_held_slots(
     conn: &mut PgConnection,
     user: Option<UserId>,
     limit: i64,

@@ -36,13 +36,12 @@ impl CallCursor {
     pub fn decode(text: &str) -> Option<Self> {
         let (micros, id) = text.split_once('.')?;
         let digits = !micros.is_empty() && micros.len() <= 18 && micros.bytes().all(|b| b.is_ascii_digit());
-        let canonical =
-            id.len() == 36 && uuid::Uuid::parse_str(id).is_ok_and(|u| u.hyphenated().to_string() == id);
-        if !(digits && canonical) {
+        let id: Uuid = id.parse().ok().filter(|u: &Uuid| u.hyphenated().to_string() == id)?;
+        if !digits {
             return None;
         }
         let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
-        Some(Self { created_at, id: id.parse().ok()? })
+        Some(Self { created_at, id: id.into() })
     }
 }
 

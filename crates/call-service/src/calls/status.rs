@@ -106,11 +106,11 @@ impl CallStatus {
         if self.is_terminal() {
             return if to == self { Transition::Duplicate } else { Transition::Stale };
         }
+        if to == self && self == CallStatus::Placed && provider != Some(incoming.as_str()) {
+            return Transition::Apply;
+        }
         if to == self {
-            return match self == CallStatus::Placed && provider != Some(incoming.as_str()) {
-                true => Transition::Apply,
-                false => Transition::Duplicate,
-            };
+            return Transition::Duplicate;
         }
         if to.rank() > self.rank() {
             Transition::Apply

@@ -62,9 +62,9 @@ impl CallService {
         let mut value: Value = match serde_json::from_slice(raw) {
             Ok(value) => value,
             Err(error) => {
-                let event =
-                    ReceivedEvent { execution_id: None, status: None, body: None, received: raw, source_ip };
-                return self.reject(&event, format!("malformed JSON: {error}")).await;
+                let reason = format!("malformed JSON: {error}");
+                let event_id = self.reject(raw, None, source_ip, &reason).await?;
+                return Ok(WebhookReceipt::Rejected { event_id, reason });
             }
         };
         // JSON allows U+0000 inside strings (a transcript may carry one); PostgreSQL's text and
@@ -76,32 +76,16 @@ impl CallService {
         });
         remove_nul_characters(&mut value);
         if let Some((field, problem)) = identifying {
-            let event = ReceivedEvent {
-                execution_id: None,
-                status: None,
-                body: Some(&value),
-                received: raw,
-                source_ip,
-            };
             let reason = format!("`{field}` {problem}");
-            return match self.reject(&event, reason).await? {
-                WebhookReceipt::Rejected { event_id, reason } => {
-                    Ok(WebhookReceipt::RejectedField { event_id, field, reason })
-                }
-                other => Ok(other),
-            };
+            let event_id = self.reject(raw, Some(&value), source_ip, &reason).await?;
+            return Ok(WebhookReceipt::RejectedField { event_id, field, reason });
         }
         let execution: Execution = match serde_json::from_value(value.clone()) {
             Ok(execution) => execution,
             Err(error) => {
-                let event = ReceivedEvent {
-                    execution_id: None,
-                    status: None,
-                    body: Some(&value),
-                    received: raw,
-                    source_ip,
-                };
-                return self.reject(&event, format!("not an execution: {error}")).await;
+                let reason = format!("not an execution: {error}");
+                let event_id = self.reject(raw, Some(&value), source_ip, &reason).await?;
+                return Ok(WebhookReceipt::Rejected { event_id, reason });
             }
         };
         let event = ReceivedEvent {
@@ -192,12 +176,20 @@ impl CallService {
         Ok(None)
     }
 
-    async fn reject(&self, event: &ReceivedEvent<'_>, reason: String) -> Result<WebhookReceipt, CallError> {
+    /// Stores a body that is not a webhook as rejected; its event id.
+    async fn reject(
+        &self,
+        received: &[u8],
+        body: Option<&Value>,
+        source_ip: Option<&str>,
+        reason: &str,
+    ) -> Result<i64, CallError> {
+        let event = ReceivedEvent { execution_id: None, status: None, body, received, source_ip };
         let mut conn = self.pool().acquire().await?;
-        let event_id = insert_event(&mut conn, event, EventOutcome::Rejected, Some(&reason)).await?;
+        let event_id = insert_event(&mut conn, &event, EventOutcome::Rejected, Some(reason)).await?;
         self.metrics().webhook_events.with_label_values(&["unknown", "rejected"]).inc();
         tracing::warn!(event_id, reason, "webhook rejected");
-        Ok(WebhookReceipt::Rejected { event_id, reason })
+        Ok(event_id)
     }
 }
 

@@ -17,7 +17,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/v1/admin/users", web::post().to(create))
         .route("/v1/admin/users", web::get().to(list))
         .route("/v1/admin/users/{id}", web::patch().to(update))
-        .route("/v1/admin/active-calls", web::get().to(active_calls))
+        .route("/v1/admin/active-calls", web::get().to(held_slots))
         .route("/v1/admin/active-calls/{id}/release", web::post().to(release))
         .route("/v1/admin/campaigns", web::get().to(campaigns));
 }
@@ -198,16 +198,17 @@ pub struct ActiveCallsQuery {
 
 /// The slot table: every held slot, oldest first, with its execution ID and age.
 #[utoipa::path(get, path = "/v1/admin/active-calls", tag = "admin", params(ActiveCallsQuery),
+    operation_id = "active_calls", // the name clients generated code from; the handler is named for what it lists
     responses((status = 200, description = "`{data: [slot]}`")),
     security(("admin_token" = [])))]
-pub async fn active_calls(
+pub async fn held_slots(
     _: Admin,
     state: web::Data<AppState>,
     query: web::Query<ActiveCallsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = ACTIVE_CALL_PAGE.of(query.limit)?;
     let mut conn = state.pool.acquire().await?;
-    let rows = concurrency::list_active_calls(&mut conn, query.user_id.map(UserId::from), limit).await?;
+    let rows = concurrency::list_held_slots(&mut conn, query.user_id.map(UserId::from), limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"data": rows})))
 }
 

@@ -483,6 +483,12 @@ mod tests {
     }
 
     #[test]
+    fn operation_ids_clients_generated_code_from_are_kept() {
+        assert_eq!(document()["paths"]["/v1/admin/active-calls"]["get"]["operationId"], "active_calls");
+        assert_eq!(document()["paths"]["/v1/calls"]["post"]["operationId"], "create_call");
+    }
+
+    #[test]
     fn a_known_path_offers_its_methods_and_an_unknown_one_none() {
         assert_eq!(
             allowed_methods("/v1/calls").map(|mut m| {

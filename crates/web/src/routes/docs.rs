@@ -14,7 +14,7 @@ use super::{
     info(title = "Switchboard", description = "Call orchestration for voice-AI agents on Bolna: per-user concurrency slots, a fair queue, Bolna execution IDs and webhooks."),
     paths(
         calls::create_call, calls::get, calls::list, calls::cancel, calls::concurrency,
-        admin::create, admin::list, admin::update, admin::active_calls, admin::release, admin::campaigns,
+        admin::create, admin::list, admin::update, admin::held_slots, admin::release, admin::campaigns,
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::action,
         campaigns::add_contacts, campaigns::contacts, campaigns::dnc_add, campaigns::dnc_list, campaigns::dnc_remove,
         events::stream, events::create_ticket,

@@ -116,7 +116,7 @@ fn parse_event_id(text: &str) -> Result<Option<i64>, ApiError> {
     }
     // As the API describes it: 1 to 18 digits, no leading 0 (event ids are positive bigints).
     let well_formed = text.len() <= 18 && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
-    text.parse::<i64>().ok().filter(|id| *id > 0 && well_formed).map(Some).ok_or_else(|| {
+    text.parse::<i64>().ok().filter(|_| well_formed).map(Some).ok_or_else(|| {
         ApiError::validation(vec![FieldError {
             field: "Last-Event-ID".into(),
             message: "must be the id of an event this API sent".into(),
