@@ -2,6 +2,7 @@
 //! that honours calling windows, pacing, retries and the do-not-call list.
 
 pub mod contacts_input;
+pub(crate) mod due;
 mod model;
 mod operations;
 mod repository;

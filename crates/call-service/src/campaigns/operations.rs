@@ -66,7 +66,7 @@ impl CallService {
     ) -> Result<Campaign, CallError> {
         Self::check_concurrency(settings, self.campaign_limit(user).await?)?;
         let mut tx = self.pool().begin().await?;
-        let campaign = insert_campaign(&mut tx, user, settings).await?;
+        let campaign = insert_campaign(&mut tx, user, settings, self.now()).await?;
         tx.commit().await?;
         Ok(campaign)
     }
@@ -116,7 +116,7 @@ impl CallService {
                 format!("a {} campaign cannot be changed", campaign.status.as_str()),
             ));
         }
-        update_settings(&mut tx, id, settings).await?;
+        update_settings(&mut tx, id, settings, self.now()).await?;
         let campaign = select_campaign!("WHERE id = $1", id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(campaign)
@@ -142,10 +142,12 @@ impl CallService {
         sqlx::query!(
             r#"UPDATE campaigns SET status = $2,
                       started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
+                      next_due_at = CASE WHEN $2 = 'running' THEN $3::timestamptz ELSE NULL END,
                       ended_at = CASE WHEN $2 = 'canceled' THEN now() ELSE ended_at END
                WHERE id = $1"#,
             id,
-            target.as_str()
+            target.as_str(),
+            self.now()
         )
         .execute(&mut *tx)
         .await?;
@@ -182,7 +184,7 @@ impl CallService {
             ));
         }
         let mut tx = self.pool().begin().await?;
-        let counts = add_contacts(&mut tx, id, contacts).await?;
+        let counts = add_contacts(&mut tx, id, contacts, self.now()).await?;
         tx.commit().await?;
         Ok(counts)
     }

@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
+use super::due::{arm_contacts, wake_campaign, CallingHours, DialPeriod, Waiting};
 use super::model::{Campaign, CampaignSettings, CampaignStats, Contact, ContactStatus, NewContact};
 use crate::phone::PhoneNumber;
 use crate::UserId;
@@ -30,6 +33,7 @@ pub(crate) async fn insert_campaign(
     conn: &mut PgConnection,
     user: UserId,
     s: &CampaignSettings,
+    now: DateTime<Utc>,
 ) -> sqlx::Result<Campaign> {
     let id = Uuid::now_v7();
     sqlx::query!(
@@ -42,7 +46,7 @@ pub(crate) async fn insert_campaign(
     )
     .execute(&mut *conn)
     .await?;
-    update_settings(conn, id, s).await?;
+    update_settings(conn, id, s, now).await?;
     select_campaign!("WHERE id = $1", id).fetch_one(conn).await
 }
 
@@ -50,6 +54,7 @@ pub(crate) async fn update_settings(
     conn: &mut PgConnection,
     id: Uuid,
     s: &CampaignSettings,
+    now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let (days, start, end) = window_columns(s);
     sqlx::query!(
@@ -73,8 +78,11 @@ pub(crate) async fn update_settings(
         s.retry.delay_seconds,
         s.retry.max_attempts,
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    // The window or a zone may have changed: every waiting contact's period is computed again.
+    let campaign = select_campaign!("WHERE id = $1", id).fetch_one(&mut *conn).await?;
+    arm_contacts(conn, &campaign, Waiting::All, now).await?;
     Ok(())
 }
 
@@ -91,14 +99,22 @@ fn window_columns(s: &CampaignSettings) -> WindowColumns {
     }
 }
 
-/// Adds contacts in batches; a number already in the campaign (or twice in the input) is a
+/// Adds contacts in batches, each waiting for its calling period from `now`, and wakes the
+/// campaign for the earliest. A number already in the campaign (or twice in the input) is a
 /// duplicate. Returns (accepted, duplicates).
 pub async fn add_contacts(
     conn: &mut PgConnection,
     campaign: Uuid,
     contacts: &[NewContact],
+    now: DateTime<Utc>,
 ) -> sqlx::Result<(u64, u64)> {
+    // KEY SHARE (as the contacts' foreign key takes anyway): a window edit waits for this
+    // transaction, so these periods are computed from the window that stays.
+    let campaign = select_campaign!("WHERE id = $1 FOR KEY SHARE", campaign).fetch_one(&mut *conn).await?;
+    let hours = CallingHours::of(&campaign);
+    let mut periods: HashMap<Option<&str>, DialPeriod> = HashMap::new();
     let mut accepted = 0;
+    let mut earliest: Option<DateTime<Utc>> = None;
     for batch in contacts.chunks(2_000) {
         let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
         let numbers: Vec<String> = batch.iter().map(|c| c.phone_number.as_str().to_owned()).collect();
@@ -106,21 +122,39 @@ pub async fn add_contacts(
         let zones: Vec<Option<String>> = batch.iter().map(|c| c.timezone.clone()).collect();
         let variables: Vec<serde_json::Value> =
             batch.iter().map(|c| serde_json::Value::Object(c.variables.clone())).collect();
-        let inserted = sqlx::query!(
-            r#"INSERT INTO campaign_contacts (id, campaign_id, phone_number, name, timezone, variables)
-               SELECT id, $2, phone, name, tz, vars
-               FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[]) AS t(id, phone, name, tz, vars)
-               ON CONFLICT (campaign_id, phone_number) DO NOTHING"#,
+        let batch_periods: Vec<DialPeriod> = batch
+            .iter()
+            .map(|c| {
+                *periods
+                    .entry(c.timezone.as_deref())
+                    .or_insert_with(|| hours.period(c.timezone.as_deref(), now))
+            })
+            .collect();
+        let froms: Vec<DateTime<Utc>> = batch_periods.iter().map(|p| p.from).collect();
+        let untils: Vec<Option<DateTime<Utc>>> = batch_periods.iter().map(|p| p.until).collect();
+        let inserted: Vec<DateTime<Utc>> = sqlx::query_scalar!(
+            r#"INSERT INTO campaign_contacts (id, campaign_id, phone_number, name, timezone, variables, dial_from, dial_until)
+               SELECT id, $2, phone, name, tz, vars, dial_from, dial_until
+               FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[])
+                    AS t(id, phone, name, tz, vars, dial_from, dial_until)
+               ON CONFLICT (campaign_id, phone_number) DO NOTHING
+               RETURNING dial_from AS "dial_from!""#,
             &ids,
-            campaign,
+            campaign.id,
             &numbers,
             &names as &[Option<String>],
             &zones as &[Option<String>],
             &variables,
+            &froms,
+            &untils as &[Option<DateTime<Utc>>],
         )
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-        accepted += inserted.rows_affected();
+        accepted += inserted.len() as u64;
+        earliest = inserted.into_iter().chain(earliest).min();
+    }
+    if let Some(earliest) = earliest {
+        wake_campaign(conn, campaign.id, earliest).await?;
     }
     Ok((accepted, contacts.len() as u64 - accepted))
 }

@@ -1,47 +1,91 @@
 //! The campaign scheduler: on every instance, after each dispatcher pass (woken by slot releases
-//! and a tick). For each running campaign it can lock (`FOR UPDATE SKIP LOCKED`, so two instances
-//! never work on one campaign at once), it starts due contacts while the campaign has free slots
-//! (`max_concurrency`), pacing allows (`calls_per_minute`) and the calling window is open in the
-//! contact's time zone (else the campaign's). A contact on the do-not-call list is skipped. Each
-//! call is admitted in the same transaction that marks its contact `in_progress`, with an
-//! idempotency key per contact and attempt, so no contact is ever dialled twice for one attempt.
+//! and a tick). A pass reads only the running campaigns whose `next_due_at` has come (an index
+//! scan: campaigns with nothing due cost nothing), and visits each it can lock (`FOR UPDATE SKIP
+//! LOCKED`, so two instances never work on one campaign at once). A visit
+//! 1. moves contacts whose calling period closed before they were dialled to their next period;
+//! 2. starts contacts due now — in their window by construction, oldest due first — while the
+//!    campaign has free slots (`max_concurrency`) and pacing allows (`calls_per_minute`), skipping
+//!    any on the do-not-call list. Each call is admitted in the same transaction that marks its
+//!    contact `in_progress`, with an idempotency key per contact and attempt, so no contact is
+//!    ever dialled twice for one attempt;
+//! 3. sets when the campaign is due next (see [`next_due`]).
+//!
+//! See [`super::due`] for how the due instants are kept.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::due::{arm_contacts, Waiting};
 use super::model::Campaign;
 use super::repository::on_dnc_list;
 use super::settle::complete_if_finished;
-use super::window::parse_tz;
 use crate::calls::{Admitted, Call, NewCall};
 use crate::error::CallError;
 use crate::phone::PhoneNumber;
 use crate::service::CallService;
 use crate::{select_campaign, CallType};
 
-/// Contacts looked at per campaign and pass (more than the free slots, for window filtering).
-const CANDIDATES: i64 = 200;
+/// Due campaigns read per query of a pass; a pass reads until none is due.
+const CAMPAIGNS_PER_READ: i64 = 100;
+
+/// Pacing's span: `calls_per_minute` counts the calls started in the last minute.
+const PACING_SPAN: TimeDelta = TimeDelta::seconds(60);
+
+/// What a campaign may start now.
+#[derive(Debug, Clone, Copy)]
+struct Capacity {
+    /// Free slots of the campaign's `max_concurrency`.
+    free_slots: i64,
+    /// Calls pacing still allows in the current minute (`i64::MAX` without pacing).
+    paced: i64,
+    /// The oldest start within the last minute, if any (pacing frees a call a minute after it).
+    oldest_recent_start: Option<DateTime<Utc>>,
+}
+
+impl Capacity {
+    fn calls(&self) -> i64 {
+        self.free_slots.min(self.paced).max(0)
+    }
+}
 
 impl CallService {
-    /// One scheduler pass over every running campaign. Returns how many calls were placed.
+    /// One scheduler pass over the running campaigns due now. Returns how many calls were placed.
     pub async fn schedule_campaigns(&self) -> Result<usize, CallError> {
         if self.bolna_is_held_back() {
             return Ok(0);
         }
-        let running: Vec<Uuid> =
-            sqlx::query_scalar!("SELECT id FROM campaigns WHERE status = 'running' ORDER BY id")
-                .fetch_all(self.pool())
-                .await?;
+        let now = self.now();
         let mut placed = 0;
-        for id in running {
-            placed += self.schedule_campaign(id).await?;
+        let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+        loop {
+            // Keyset over (next_due_at, id): a campaign visited in this pass is not read again by
+            // it even if it is still due (its next visit is the next pass's).
+            let due = sqlx::query!(
+                r#"SELECT id, next_due_at AS "next_due_at!" FROM campaigns
+                   WHERE status = 'running' AND next_due_at <= $1
+                     AND ($2::timestamptz IS NULL OR (next_due_at, id) > ($2, $3))
+                   ORDER BY next_due_at, id LIMIT $4"#,
+                now,
+                after.map(|(at, _)| at),
+                after.map(|(_, id)| id),
+                CAMPAIGNS_PER_READ
+            )
+            .fetch_all(self.pool())
+            .await?;
+            let Some(last) = due.last() else { break };
+            after = Some((last.next_due_at, last.id));
+            for campaign in &due {
+                placed += self.visit_campaign(campaign.id, now).await?;
+            }
+            if (due.len() as i64) < CAMPAIGNS_PER_READ {
+                break;
+            }
         }
         Ok(placed)
     }
 
-    async fn schedule_campaign(&self, id: Uuid) -> Result<usize, CallError> {
-        let now = self.config().clock.now();
+    async fn visit_campaign(&self, id: Uuid, now: DateTime<Utc>) -> Result<usize, CallError> {
         let mut tx = self.pool().begin().await?;
         let Some(campaign) =
             select_campaign!("WHERE id = $1 AND status = 'running' FOR UPDATE SKIP LOCKED", id)
@@ -50,7 +94,9 @@ impl CallService {
         else {
             return Ok(0);
         };
-        if campaign.starts_at.is_some_and(|starts| now < starts) {
+        if let Some(starts) = campaign.starts_at.filter(|starts| now < *starts) {
+            set_next_due(&mut tx, id, Some(starts), 0).await?;
+            tx.commit().await?;
             return Ok(0);
         }
         if campaign.ends_at.is_some_and(|ends| now >= ends) {
@@ -61,110 +107,179 @@ impl CallService {
             )
             .execute(&mut *tx)
             .await?;
+            set_next_due(&mut tx, id, None, 0).await?;
             complete_if_finished(&mut tx, id).await?;
             tx.commit().await?;
             return Ok(0);
         }
-        let budget = self.budget(&mut tx, &campaign, now).await?;
-        if budget <= 0 {
-            return Ok(0);
-        }
-        let contacts = sqlx::query!(
-            r#"SELECT id, phone_number, timezone, variables, attempts FROM campaign_contacts
-               WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled')
-                 AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
-               ORDER BY next_attempt_at NULLS FIRST, created_at, id
-               LIMIT $3 FOR UPDATE SKIP LOCKED"#,
-            id,
-            now,
-            CANDIDATES
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let window = campaign.window();
-        let campaign_tz = parse_tz(&campaign.timezone).unwrap_or(chrono_tz::UTC);
-        let mut started: Vec<Call> = Vec::new();
-        let mut placed = 0;
-        for contact in contacts {
-            if placed >= budget {
-                break;
-            }
-            let tz = contact.timezone.as_deref().and_then(|tz| parse_tz(tz).ok()).unwrap_or(campaign_tz);
-            if window.as_ref().is_some_and(|w| !w.is_open(now, tz)) {
-                continue;
-            }
-            if on_dnc_list(&mut tx, campaign.user_id, &contact.phone_number).await? {
-                sqlx::query!("UPDATE campaign_contacts SET status = 'skipped_dnc', last_outcome = 'do_not_call' WHERE id = $1", contact.id)
-                    .execute(&mut *tx)
-                    .await?;
-                continue;
-            }
-            let attempt = contact.attempts + 1;
-            let new = NewCall {
-                agent_id: campaign.agent_id.clone(),
-                recipient: PhoneNumber::parse(&contact.phone_number).map_err(CallError::Invalid)?,
-                from: rotate(&campaign.from_phone_numbers, campaign.calls_placed + placed),
-                user_data: user_data(&contact.variables, &campaign, contact.id),
-                call_type: CallType::Campaign,
-                idempotency_key: Some(format!("campaign:{}:{attempt}", contact.id)),
-                campaign_id: Some(campaign.id),
-                contact_id: Some(contact.id),
-            };
-            let call = match self.admit_in(&mut tx, campaign.user_id, &new).await? {
-                Admitted::Reserved(call) => {
-                    let record = call.clone();
-                    started.push(call);
-                    record
-                }
-                Admitted::Queued(call) | Admitted::Replayed(call) => call,
-            };
-            sqlx::query!(
-                "UPDATE campaign_contacts SET status = 'in_progress', attempts = $2, last_attempt_at = $3,
-                        last_call_id = $4, next_attempt_at = NULL WHERE id = $1",
-                contact.id,
-                attempt,
-                now,
-                call.id.as_uuid()
-            )
-            .execute(&mut *tx)
-            .await?;
-            placed += 1;
-        }
-        sqlx::query!("UPDATE campaigns SET calls_placed = calls_placed + $2 WHERE id = $1", id, placed)
-            .execute(&mut *tx)
-            .await?;
+        arm_contacts(&mut tx, &campaign, Waiting::PeriodClosed, now).await?;
+        let capacity = self.capacity(&mut tx, &campaign, now).await?;
+        let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(), now).await?;
+        let placed = started.placed;
+        let next = next_due(&mut tx, &campaign, capacity, placed, now).await?;
+        set_next_due(&mut tx, id, next, placed).await?;
         complete_if_finished(&mut tx, id).await?;
         tx.commit().await?;
-        for call in started {
+        for call in started.calls {
             self.start_after_commit(Some(call));
         }
         Ok(placed as usize)
     }
 
-    /// Calls this campaign may start now: free concurrency, capped by pacing.
-    async fn budget(
+    /// Admits up to `wanted` contacts due now, oldest due first. The calls that took a slot are
+    /// returned to be started after commit.
+    async fn start_due_contacts(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        campaign: &Campaign,
+        wanted: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Started, CallError> {
+        let mut started = Started { calls: Vec::new(), placed: 0 };
+        while started.placed < wanted {
+            // Due and in their period (step 1 moved those whose period closed).
+            let contacts = sqlx::query!(
+                r#"SELECT id, phone_number, variables, attempts FROM campaign_contacts
+                   WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled')
+                     AND dial_from <= $2 AND (dial_until IS NULL OR dial_until > $2)
+                   ORDER BY dial_from, id
+                   LIMIT $3 FOR UPDATE SKIP LOCKED"#,
+                campaign.id,
+                now,
+                wanted - started.placed
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            if contacts.is_empty() {
+                break;
+            }
+            for contact in contacts {
+                if on_dnc_list(&mut *tx, campaign.user_id, &contact.phone_number).await? {
+                    sqlx::query!("UPDATE campaign_contacts SET status = 'skipped_dnc', last_outcome = 'do_not_call' WHERE id = $1", contact.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                }
+                let attempt = contact.attempts + 1;
+                let new = NewCall {
+                    agent_id: campaign.agent_id.clone(),
+                    recipient: PhoneNumber::parse(&contact.phone_number).map_err(CallError::Invalid)?,
+                    from: rotate(&campaign.from_phone_numbers, campaign.calls_placed + started.placed),
+                    user_data: user_data(&contact.variables, campaign, contact.id),
+                    call_type: CallType::Campaign,
+                    idempotency_key: Some(format!("campaign:{}:{attempt}", contact.id)),
+                    campaign_id: Some(campaign.id),
+                    contact_id: Some(contact.id),
+                };
+                let call = match self.admit_in(&mut *tx, campaign.user_id, &new).await? {
+                    Admitted::Reserved(call) => {
+                        let record = call.clone();
+                        started.calls.push(call);
+                        record
+                    }
+                    Admitted::Queued(call) | Admitted::Replayed(call) => call,
+                };
+                sqlx::query!(
+                    "UPDATE campaign_contacts SET status = 'in_progress', attempts = $2, last_attempt_at = $3,
+                            last_call_id = $4, next_attempt_at = NULL, dial_from = NULL, dial_until = NULL
+                     WHERE id = $1",
+                    contact.id,
+                    attempt,
+                    now,
+                    call.id.as_uuid()
+                )
+                .execute(&mut *tx)
+                .await?;
+                started.placed += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// What `campaign` may start now: free concurrency, and what pacing allows.
+    async fn capacity(
         &self,
         conn: &mut sqlx::PgConnection,
         campaign: &Campaign,
         now: DateTime<Utc>,
-    ) -> Result<i64, CallError> {
+    ) -> Result<Capacity, CallError> {
         // Live = waiting in the queue for a slot, or holding one until the line is free
-        // (`call-disconnected` or a terminal status frees it).
+        // (`call-disconnected` or a terminal status frees it). Both counts are index scans.
         let row = sqlx::query!(
-            r#"SELECT (SELECT count(*) FROM calls WHERE campaign_id = $1
+            r#"SELECT (SELECT count(*) FROM calls WHERE campaign_id = $1 AND campaign_id IS NOT NULL
                          AND NOT call_status_is_terminal(status) AND status <> 'call-disconnected') AS "live!",
-                      (SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "last_minute!""#,
+                      (SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "recent!",
+                      (SELECT min(last_attempt_at) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "oldest_recent""#,
             campaign.id,
-            now - TimeDelta::seconds(60)
+            now - PACING_SPAN
         )
         .fetch_one(conn)
         .await?;
-        let mut budget = i64::from(campaign.max_concurrency) - row.live;
-        if let Some(per_minute) = campaign.calls_per_minute {
-            budget = budget.min(i64::from(per_minute) - row.last_minute);
-        }
-        Ok(budget)
+        Ok(Capacity {
+            free_slots: i64::from(campaign.max_concurrency) - row.live,
+            paced: campaign
+                .calls_per_minute
+                .map_or(i64::MAX, |per_minute| i64::from(per_minute) - row.recent),
+            oldest_recent_start: row.oldest_recent,
+        })
     }
+}
+
+/// The calls a visit admitted.
+struct Started {
+    /// Those that took a slot: start them after commit.
+    calls: Vec<Call>,
+    placed: i64,
+}
+
+/// When the campaign needs a visit next, after one that found `capacity` and placed `placed`:
+/// - no free slot left: `None` — one of its calls freeing its line wakes it ([`super::due`]);
+/// - else its earliest waiting contact's `dial_from`, but not before pacing frees a call (a
+///   minute after the oldest start of the last minute) when pacing is used up;
+/// - and no later than its `ends_at`, which cancels what is left.
+async fn next_due(
+    conn: &mut sqlx::PgConnection,
+    campaign: &Campaign,
+    capacity: Capacity,
+    placed: i64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    let contact_due = if capacity.free_slots - placed <= 0 {
+        None
+    } else {
+        let earliest: Option<DateTime<Utc>> = sqlx::query_scalar!(
+            "SELECT min(dial_from) FROM campaign_contacts WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled')",
+            campaign.id
+        )
+        .fetch_one(conn)
+        .await?;
+        let paced_until =
+            (capacity.paced - placed <= 0).then(|| capacity.oldest_recent_start.unwrap_or(now) + PACING_SPAN);
+        earliest.map(|due| paced_until.map_or(due, |paced| due.max(paced)))
+    };
+    Ok(match (contact_due, campaign.ends_at) {
+        (Some(due), Some(ends)) => Some(due.min(ends)),
+        (due, None) => due,
+        (None, Some(ends)) => Some(ends),
+    })
+}
+
+/// Records when the campaign is due next and the calls a visit placed.
+async fn set_next_due(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    next: Option<DateTime<Utc>>,
+    placed: i64,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE campaigns SET next_due_at = $2, calls_placed = calls_placed + $3 WHERE id = $1",
+        id,
+        next,
+        placed
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The from-number for the `n`-th call of a campaign (rotated; none = Bolna's default).

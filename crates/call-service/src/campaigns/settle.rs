@@ -1,5 +1,6 @@
 //! When a campaign call ends, its contact is settled by the retry policy: `done`, a retry at
-//! `now + delay`, or `exhausted`; and the campaign completes when nothing is left to dial.
+//! `now + delay` (in the contact's next calling period from then), or `exhausted`; the campaign
+//! is woken (a slot of its `max_concurrency` is free), and completes when nothing is left to dial.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
@@ -7,8 +8,9 @@ use uuid::Uuid;
 
 use bolna_client::BolnaStatus;
 
+use super::due::{wake_campaign, CallingHours, DialPeriod};
 use crate::calls::CallStatus;
-use crate::CallId;
+use crate::{select_campaign, CallId};
 
 /// Settles the contact of `call` if `call` is its current, ended attempt. Runs in the caller's
 /// transaction, which holds the call's row (lock order: call, contact, campaign).
@@ -18,7 +20,7 @@ pub(crate) async fn settle_contact(
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let row = sqlx::query!(
-        r#"SELECT c.status AS "status: CallStatus", c.answered_by_voice_mail, cc.id AS contact_id, cc.attempts,
+        r#"SELECT c.status AS "status: CallStatus", c.answered_by_voice_mail, cc.id AS contact_id, cc.attempts, cc.timezone,
                   cp.id AS campaign_id, cp.retry_on, cp.retry_delay_seconds, cp.max_attempts
            FROM calls c
            JOIN campaign_contacts cc ON cc.id = c.contact_id AND cc.last_call_id = c.id AND cc.status = 'in_progress'
@@ -45,15 +47,26 @@ pub(crate) async fn settle_contact(
         (true, false) => ("exhausted", None),
         (false, _) => ("done", None),
     };
+    let period = match next_attempt_at {
+        Some(retry_at) => {
+            let campaign = select_campaign!("WHERE id = $1", row.campaign_id).fetch_one(&mut *conn).await?;
+            Some(CallingHours::of(&campaign).period(row.timezone.as_deref(), retry_at))
+        }
+        None => None,
+    };
     sqlx::query!(
-        "UPDATE campaign_contacts SET status = $2, next_attempt_at = $3, last_outcome = $4 WHERE id = $1",
+        "UPDATE campaign_contacts SET status = $2, next_attempt_at = $3, last_outcome = $4, dial_from = $5, dial_until = $6
+          WHERE id = $1",
         row.contact_id,
         status,
         next_attempt_at,
-        outcome
+        outcome,
+        period.map(|p: DialPeriod| p.from),
+        period.and_then(|p| p.until),
     )
     .execute(&mut *conn)
     .await?;
+    wake_campaign(conn, row.campaign_id, now).await?;
     tracing::info!(contact_id = %row.contact_id, call_id = %call, outcome, status, attempts = row.attempts, "campaign contact settled");
     complete_if_finished(conn, row.campaign_id).await
 }

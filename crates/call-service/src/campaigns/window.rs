@@ -20,33 +20,52 @@ fn allowed(days: &[u8], weekday: Weekday) -> bool {
     days.contains(&(weekday.num_days_from_monday() as u8))
 }
 
+/// One stretch of time in which a window is open: `[opens, closes)` in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenPeriod {
+    pub opens: DateTime<Utc>,
+    pub closes: DateTime<Utc>,
+}
+
 impl Window {
+    /// The first period of the window in `tz` that has not closed at `after`: the one open at
+    /// `after` (`opens <= after`), else the next one. `None` if no day is allowed. Every other
+    /// question about a window (is it open, when does it open next, when may a contact be
+    /// dialled) is answered from this one.
+    pub fn period(&self, after: DateTime<Utc>, tz: Tz) -> Option<OpenPeriod> {
+        let today = after.with_timezone(&tz).date_naive();
+        // From yesterday (its period may cross midnight into today) to a week ahead.
+        (-1..=8)
+            .filter_map(|offset| today.checked_add_signed(TimeDelta::days(offset)))
+            .filter(|date| allowed(&self.days, date.weekday()))
+            .filter_map(|date| {
+                let end_date = if self.end <= self.start { date.succ_opt()? } else { date };
+                Some(OpenPeriod {
+                    opens: local_instant(date, self.start, tz)?,
+                    closes: local_instant(end_date, self.end, tz)?,
+                })
+            })
+            .find(|period| period.closes > after && period.opens < period.closes)
+    }
+
     /// Whether the window is open at `now` in `tz`.
     pub fn is_open(&self, now: DateTime<Utc>, tz: Tz) -> bool {
-        let local = now.with_timezone(&tz);
-        let (date, time) = (local.date_naive(), local.time());
-        if self.start < self.end {
-            return allowed(&self.days, date.weekday()) && time >= self.start && time < self.end;
-        }
-        // Crosses midnight: the evening part belongs to today, the early part to yesterday.
-        (time >= self.start && allowed(&self.days, date.weekday()))
-            || (time < self.end && date.pred_opt().is_some_and(|d| allowed(&self.days, d.weekday())))
+        self.period(now, tz).is_some_and(|period| period.opens <= now)
     }
 
     /// The next time the window opens after `now` (`None` if no day is allowed).
     pub fn next_open(&self, now: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        let today = now.with_timezone(&tz).date_naive();
-        (0..=8)
-            .filter_map(|offset| today.checked_add_signed(TimeDelta::days(offset)))
-            .filter(|date| allowed(&self.days, date.weekday()))
-            .filter_map(|date| opening(date, self.start, tz))
-            .find(|opens| *opens > now)
+        let period = self.period(now, tz)?;
+        match period.opens > now {
+            true => Some(period.opens),
+            false => self.period(period.closes, tz).map(|next| next.opens),
+        }
     }
 }
 
-/// The instant `date` at local `time` happens in `tz` (the later one when the clock falls back, the
-/// end of the gap when it springs forward).
-fn opening(date: NaiveDate, time: NaiveTime, tz: Tz) -> Option<DateTime<Utc>> {
+/// The instant `date` at local `time` happens in `tz` (the earlier one when the clock falls back,
+/// the end of the gap when it springs forward).
+fn local_instant(date: NaiveDate, time: NaiveTime, tz: Tz) -> Option<DateTime<Utc>> {
     let local = date.and_time(time);
     match tz.from_local_datetime(&local) {
         chrono::LocalResult::Single(at) => Some(at.with_timezone(&Utc)),

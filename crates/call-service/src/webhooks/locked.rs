@@ -62,7 +62,7 @@ pub(crate) async fn apply_execution(
         crate::campaigns::settle::settle_contact(conn, call.id, now).await?;
     }
     let next = match decision.line_free {
-        true => release_slot(conn, call.id, &format!("line free: {}", execution.status), slots).await?,
+        true => release_slot(conn, call.id, &format!("line free: {}", execution.status), slots, now).await?,
         false => None,
     };
     let Decision { outcome, detail, .. } = decision;

@@ -40,7 +40,7 @@ pub async fn import(settings: Settings, args: ImportArgs) -> anyhow::Result<()> 
     let (mut accepted, mut duplicates) = (0, 0);
     for chunk in contacts.chunks(CHUNK) {
         let mut tx = pool.begin().await?;
-        let (added, dup) = add_contacts(&mut tx, args.campaign, chunk).await?;
+        let (added, dup) = add_contacts(&mut tx, args.campaign, chunk, chrono::Utc::now()).await?;
         tx.commit().await?;
         accepted += added;
         duplicates += dup;

@@ -1,0 +1,158 @@
+//! When work is due, kept where indexes find it (so the scheduler's cost follows what is due, not
+//! what exists):
+//! - a contact waiting to be dialled carries `[dial_from, dial_until)`: its calling window's current
+//!   or next open period in its own zone (else the campaign's), not before its retry time. Computed
+//!   here, from [`Window::period`], whenever a contact starts waiting (added, retry scheduled), when
+//!   the window changes, and by the scheduler for contacts whose period closed before they were
+//!   dialled. Contacts of one zone share a period, so a whole campaign is re-armed with one
+//!   statement per call, with one row per zone;
+//! - a running campaign carries `next_due_at`: when the scheduler must look at it next. Anything
+//!   that may make work due sooner lowers it ([`wake_campaign`]); a scheduler visit sets it exactly.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::model::Campaign;
+use super::window::{parse_tz, OpenPeriod, Window};
+use crate::CallId;
+
+/// When a contact may be dialled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialPeriod {
+    pub from: DateTime<Utc>,
+    /// `None`: no window, no end.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The zones of one campaign's contacts: each contact's own, else the campaign's.
+#[derive(Debug, Clone)]
+pub(crate) struct CallingHours {
+    window: Option<Window>,
+    campaign_zone: Tz,
+}
+
+impl CallingHours {
+    pub fn of(campaign: &Campaign) -> Self {
+        Self {
+            window: campaign.window(),
+            campaign_zone: parse_tz(&campaign.timezone).unwrap_or(chrono_tz::UTC),
+        }
+    }
+
+    /// The period in which a contact of `zone` (None = the campaign's) may be dialled, not before
+    /// `not_before`. A contact's zone was checked when it was added; an unknown one falls back to
+    /// the campaign's.
+    pub fn period(&self, zone: Option<&str>, not_before: DateTime<Utc>) -> DialPeriod {
+        let Some(window) = &self.window else {
+            return DialPeriod { from: not_before, until: None };
+        };
+        let tz = zone.and_then(|zone| parse_tz(zone).ok()).unwrap_or(self.campaign_zone);
+        // Validation requires a day, so a period exists; should none, look again in a day.
+        let OpenPeriod { opens, closes } = window.period(not_before, tz).unwrap_or(OpenPeriod {
+            opens: not_before + TimeDelta::days(1),
+            closes: not_before + TimeDelta::days(1),
+        });
+        DialPeriod { from: opens.max(not_before), until: Some(closes) }
+    }
+}
+
+/// Puts the waiting contacts of `campaign` that `which` selects in their period from `now` (a
+/// retry time later than the period's opening is kept; a retry time after the period's close
+/// leaves the contact due at its retry time with its period closed, so it is re-armed then).
+/// Returns how many contacts moved.
+pub(crate) async fn arm_contacts(
+    conn: &mut PgConnection,
+    campaign: &Campaign,
+    which: Waiting,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let closed_only = which == Waiting::PeriodClosed;
+    // '' stands for "no zone of its own" in the zone list, which cannot hold a NULL to match.
+    let zones: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT DISTINCT coalesce(timezone, '') AS "zone!" FROM campaign_contacts
+           WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled')
+             AND (NOT $2 OR dial_until <= $3)"#,
+        campaign.id,
+        closed_only,
+        now
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if zones.is_empty() {
+        return Ok(0);
+    }
+    let hours = CallingHours::of(campaign);
+    let periods: Vec<DialPeriod> = zones
+        .iter()
+        .map(|zone| hours.period(Some(zone).filter(|z| !z.is_empty()).map(String::as_str), now))
+        .collect();
+    let froms: Vec<DateTime<Utc>> = periods.iter().map(|p| p.from).collect();
+    let untils: Vec<Option<DateTime<Utc>>> = periods.iter().map(|p| p.until).collect();
+    let moved = sqlx::query!(
+        r#"UPDATE campaign_contacts cc
+              SET dial_from = GREATEST(z.opens, cc.next_attempt_at), dial_until = z.closes
+             FROM UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[]) AS z(zone, opens, closes)
+            WHERE cc.campaign_id = $1 AND cc.status IN ('pending', 'retry_scheduled')
+              AND coalesce(cc.timezone, '') = z.zone
+              AND (NOT $5 OR cc.dial_until <= $6)"#,
+        campaign.id,
+        &zones,
+        &froms,
+        &untils as &[Option<DateTime<Utc>>],
+        closed_only,
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(moved.rows_affected())
+}
+
+/// Which waiting contacts [`arm_contacts`] moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// Every one (the window or the zone changed).
+    All,
+    /// Those whose period closed before they were dialled.
+    PeriodClosed,
+}
+
+/// Lowers the campaign's `next_due_at` to `at` (work may be due then). A campaign already due
+/// sooner is not touched (nor locked).
+pub(crate) async fn wake_campaign(
+    conn: &mut PgConnection,
+    campaign: Uuid,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE campaigns SET next_due_at = $2
+          WHERE id = $1 AND status = 'running' AND (next_due_at IS NULL OR next_due_at > $2)",
+        campaign,
+        at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A call that counted against its campaign's `max_concurrency` no longer does (its line is free,
+/// or it ended while queued): the campaign may dial again at `now`. Nothing for a direct call.
+/// Lock order: the call, then its campaign (before the user's row, which the slot's release takes;
+/// the scheduler takes the campaign, then the user).
+pub(crate) async fn capacity_freed(
+    conn: &mut PgConnection,
+    call: CallId,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE campaigns SET next_due_at = $2
+          WHERE id = (SELECT campaign_id FROM calls WHERE id = $1)
+            AND status = 'running' AND (next_due_at IS NULL OR next_due_at > $2)",
+        call as CallId,
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
