@@ -14,11 +14,11 @@ use crate::helpers::{
     spawn_instance_with_clock, TestApp, TestUser,
 };
 
-fn at(text: &str) -> DateTime<Utc> {
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
 }
 
-async fn app_with_clock(start: DateTime<Utc>, hold: bool) -> (TestApp, Arc<ManualClock>) {
+pub(crate) async fn app_with_clock(start: DateTime<Utc>, hold: bool) -> (TestApp, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(start));
     let mut config = sim_config();
     config.hold_calls = hold;
@@ -52,7 +52,7 @@ pub(crate) async fn add_contacts(app: &TestApp, user: &TestUser, id: &str, numbe
         .unwrap()
 }
 
-async fn act(app: &TestApp, user: &TestUser, id: &str, action: &str) -> reqwest::Response {
+pub(crate) async fn act(app: &TestApp, user: &TestUser, id: &str, action: &str) -> reqwest::Response {
     app.client
         .post(app.url(&format!("/v1/campaigns/{id}/{action}")))
         .bearer_auth(&user.key)
@@ -61,11 +61,11 @@ async fn act(app: &TestApp, user: &TestUser, id: &str, action: &str) -> reqwest:
         .unwrap()
 }
 
-async fn campaign(app: &TestApp, user: &TestUser, id: &str) -> Value {
+pub(crate) async fn campaign(app: &TestApp, user: &TestUser, id: &str) -> Value {
     app.get_json_as(user, &format!("/v1/campaigns/{id}")).await
 }
 
-async fn wait_for_campaign(app: &TestApp, user: &TestUser, id: &str, status: &str) -> Value {
+pub(crate) async fn wait_for_campaign(app: &TestApp, user: &TestUser, id: &str, status: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let now = campaign(app, user, id).await;
@@ -77,7 +77,7 @@ async fn wait_for_campaign(app: &TestApp, user: &TestUser, id: &str, status: &st
     }
 }
 
-fn numbers(prefix: &str, n: usize) -> Vec<String> {
+pub(crate) fn numbers(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("+1{prefix}{i:06}")).collect()
 }
 
@@ -239,7 +239,7 @@ async fn a_no_answer_is_retried_after_the_delay_up_to_the_limit_then_exhausted()
     assert_eq!(dials(), 3, "never beyond max_attempts");
 }
 
-async fn wait_for_contact(app: &TestApp, user: &TestUser, id: &str, status: &str) -> Value {
+pub(crate) async fn wait_for_contact(app: &TestApp, user: &TestUser, id: &str, status: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let page = app.get_json_as(user, &format!("/v1/campaigns/{id}/contacts")).await;

@@ -4,6 +4,7 @@
 mod admin;
 mod browser;
 mod calls;
+mod campaign_scheduling;
 mod campaigns;
 mod configuration;
 mod definitions;

@@ -27,6 +27,12 @@ pub struct Metrics {
     pub batch_size: HistogramVec,
     /// Seconds per batched statement (with its commit), by kind.
     pub batch_seconds: HistogramVec,
+    /// Seconds per campaign scheduler pass (reading the due campaigns and visiting each).
+    pub scheduler_pass_seconds: Histogram,
+    /// Campaigns the scheduler visited (it visits only campaigns due now).
+    pub campaign_visits: prometheus::IntCounter,
+    /// Waiting contacts moved to their next calling period (their period closed first).
+    pub contacts_rearmed: prometheus::IntCounter,
     // Filled at scrape time from the database.
     pub slots_in_use: IntGaugeVec,
     pub slot_limits: IntGaugeVec,
@@ -86,6 +92,23 @@ impl Metrics {
                 HistogramOpts::new("db_batch_seconds", "Seconds per batched database statement, by kind")
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0]),
                 &["kind"],
+            )
+            .expect(DEFINITION),
+            scheduler_pass_seconds: Histogram::with_opts(
+                HistogramOpts::new("campaign_scheduler_pass_seconds", "Seconds per campaign scheduler pass")
+                    .buckets(vec![
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                    ]),
+            )
+            .expect(DEFINITION),
+            campaign_visits: prometheus::IntCounter::new(
+                "campaign_visits_total",
+                "Campaigns the scheduler visited (only those due now)",
+            )
+            .expect(DEFINITION),
+            contacts_rearmed: prometheus::IntCounter::new(
+                "campaign_contacts_rearmed_total",
+                "Waiting contacts moved to their next calling period",
             )
             .expect(DEFINITION),
             bolna_circuit_open: IntGauge::new("bolna_circuit_open", "1 while calls are held back from Bolna")
@@ -149,6 +172,9 @@ impl Metrics {
             Box::new(self.admissions.clone()),
             Box::new(self.batch_size.clone()),
             Box::new(self.batch_seconds.clone()),
+            Box::new(self.scheduler_pass_seconds.clone()),
+            Box::new(self.campaign_visits.clone()),
+            Box::new(self.contacts_rearmed.clone()),
             Box::new(self.bolna_circuit_open.clone()),
             Box::new(self.slots_in_use.clone()),
             Box::new(self.slot_limits.clone()),

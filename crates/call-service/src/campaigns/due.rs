@@ -156,3 +156,45 @@ pub(crate) async fn capacity_freed(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveTime;
+
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    fn hours(window: Option<Window>) -> CallingHours {
+        CallingHours { window, campaign_zone: "America/New_York".parse().unwrap() }
+    }
+
+    #[test]
+    fn a_contact_is_due_in_its_own_zones_period_not_before_its_retry_time() {
+        let nine_to_five = Window {
+            days: vec![0, 1, 2, 3, 4],
+            start: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+        };
+        let hours = hours(Some(nine_to_five));
+        // Tuesday 2026-09-01 15:00 UTC = 11:00 in New York (EDT): open since 13:00 UTC.
+        let open = hours.period(None, at("2026-09-01T15:00:00Z"));
+        assert_eq!(
+            open,
+            DialPeriod { from: at("2026-09-01T15:00:00Z"), until: Some(at("2026-09-01T21:00:00Z")) }
+        );
+        // The same instant is 20:30 in Kolkata: Wednesday 09:00 IST = 03:30 UTC.
+        let kolkata = hours.period(Some("Asia/Kolkata"), at("2026-09-01T15:00:00Z"));
+        assert_eq!(
+            kolkata,
+            DialPeriod { from: at("2026-09-02T03:30:00Z"), until: Some(at("2026-09-02T11:30:00Z")) }
+        );
+        // An unknown zone is the campaign's.
+        assert_eq!(hours.period(Some("Mars/Olympus"), at("2026-09-01T15:00:00Z")), open);
+        // Without a window: from the instant, no end.
+        let always = super::tests::hours(None).period(None, at("2026-09-01T15:00:00Z"));
+        assert_eq!(always, DialPeriod { from: at("2026-09-01T15:00:00Z"), until: None });
+    }
+}

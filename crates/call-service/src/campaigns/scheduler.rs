@@ -55,6 +55,7 @@ impl CallService {
         if self.bolna_is_held_back() {
             return Ok(0);
         }
+        let timer = self.metrics().scheduler_pass_seconds.start_timer();
         let now = self.now();
         let mut placed = 0;
         let mut after: Option<(DateTime<Utc>, Uuid)> = None;
@@ -82,6 +83,7 @@ impl CallService {
                 break;
             }
         }
+        timer.observe_duration();
         Ok(placed)
     }
 
@@ -94,6 +96,7 @@ impl CallService {
         else {
             return Ok(0);
         };
+        self.metrics().campaign_visits.inc();
         if let Some(starts) = campaign.starts_at.filter(|starts| now < *starts) {
             set_next_due(&mut tx, id, Some(starts), 0).await?;
             tx.commit().await?;
@@ -112,7 +115,8 @@ impl CallService {
             tx.commit().await?;
             return Ok(0);
         }
-        arm_contacts(&mut tx, &campaign, Waiting::PeriodClosed, now).await?;
+        let rearmed = arm_contacts(&mut tx, &campaign, Waiting::PeriodClosed, now).await?;
+        self.metrics().contacts_rearmed.inc_by(rearmed);
         let capacity = self.capacity(&mut tx, &campaign, now).await?;
         let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(), now).await?;
         let placed = started.placed;

@@ -146,4 +146,34 @@ mod tests {
         // Sunday 2026-03-08 02:30 does not exist in New York; 03:00 EDT = 07:00 UTC.
         assert_eq!(early.next_open(at("2026-03-08T00:00:00Z"), new_york), Some(at("2026-03-08T07:00:00Z")));
     }
+
+    #[test]
+    fn a_period_is_the_one_open_at_the_instant_or_the_next_and_spans_a_clock_change() {
+        let night = Window {
+            days: vec![5],
+            start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(2, 0, 0).unwrap(),
+        };
+        let utc: Tz = "UTC".parse().unwrap();
+        let saturday_night =
+            OpenPeriod { opens: at("2026-09-05T22:00:00Z"), closes: at("2026-09-06T02:00:00Z") };
+        assert_eq!(night.period(at("2026-09-05T12:00:00Z"), utc), Some(saturday_night), "the next one");
+        assert_eq!(
+            night.period(at("2026-09-06T01:59:00Z"), utc),
+            Some(saturday_night),
+            "open: the current one"
+        );
+        assert_eq!(
+            night.period(at("2026-09-06T02:00:00Z"), utc).map(|p| p.opens),
+            Some(at("2026-09-12T22:00:00Z")),
+            "closed at its end: a week later"
+        );
+        // New York falls back on Sunday 2026-11-01 at 02:00 EDT: Saturday 22:00 EDT (02:00 UTC) to
+        // Sunday 02:00 EST (07:00 UTC) is five hours long.
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(
+            night.period(at("2026-10-31T12:00:00Z"), new_york),
+            Some(OpenPeriod { opens: at("2026-11-01T02:00:00Z"), closes: at("2026-11-01T07:00:00Z") })
+        );
+    }
 }
