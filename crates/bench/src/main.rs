@@ -24,7 +24,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Only these scenarios, comma-separated (throughput, steady, dispatch, instances, memory,
-    /// large, depth); the pgbench baseline always runs. For investigating one figure.
+    /// large, depth, campaigns); the pgbench baseline always runs. For investigating one figure.
     #[arg(long)]
     only: Option<String>,
     /// Where the report goes.
@@ -322,6 +322,105 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
+    if wanted("campaigns") {
+        let steps: &[usize] = if args.quick { &[10, 100, 1_000] } else { &[10, 100, 1_000, 10_000] };
+        let settle: u64 = if args.quick { 3 } else { 10 };
+        eprintln!("campaigns: scheduler passes and CPU with {steps:?} running campaigns, nothing due");
+        let stack = environment::Stack::start(&admin_url, 100, false, |sim| sim.hold_calls = true).await?;
+        let mut idle = scenarios::campaigns::idle(&stack, steps, settle).await?;
+        drop(stack);
+        profiles.append(&mut idle.profiles);
+        plans.append(&mut idle.plans);
+        figures.push(Figure {
+            name: format!(
+                "CPU of server and PostgreSQL with {} running campaigns, nothing due",
+                idle.campaigns
+            ),
+            value: idle.loaded_cores,
+            unit: "cores".into(),
+            baseline: idle.baseline_cores,
+            baseline_name: "the same stack before its first campaign".into(),
+            ratio: idle.loaded_cores / idle.baseline_cores,
+            target: "< 0.05 cores".into(),
+            met: idle.loaded_cores < 0.05,
+        });
+        notes.push(format!(
+            "Campaigns: the scheduler's first visit of {} loaded campaigns (each moves its contact to the \
+             window's next opening) took {:.1} s in all; afterwards a pass visits none of them (visits per \
+             {settle} s window by step: {}).",
+            idle.campaigns,
+            idle.first_visits_seconds,
+            idle.pass_curve.iter().map(|p| format!("{:.0}: {:.0}", p.0, p.2)).collect::<Vec<_>>().join(", ")
+        ));
+        let (first, last) = (idle.pass_curve.first().cloned(), idle.pass_curve.last().cloned());
+        curves.push(Curve {
+            name: "Campaign scheduler pass against running campaigns (nothing due)".into(),
+            file: "scheduler_pass_by_campaigns.svg".into(),
+            x_label: "running campaigns".into(),
+            y_label: "mean pass ms".into(),
+            log_x: true,
+            series: vec!["mean pass ms".into()],
+            points: idle.pass_curve.iter().map(|(x, ms, _)| (*x, vec![*ms])).collect(),
+            verdict: match (first, last) {
+                (Some(a), Some(b)) => format!(
+                    "{:.3} ms at {:.0} campaigns, {:.3} ms at {:.0} (ratio {:.2}): a pass reads the campaigns due now from an index, so those not due cost nothing.",
+                    a.1, a.0, b.1, b.0, b.1 / a.1
+                ),
+                _ => String::new(),
+            },
+        });
+
+        let (campaigns, lines) = if args.quick { (100, 20) } else { (1_000, 100) };
+        eprintln!("campaigns: {campaigns} windows opening in the same second, {lines} account lines");
+        let stack = environment::Stack::start(&admin_url, lines, true, |sim| sim.hold_calls = true).await?;
+        let opening = scenarios::campaigns::windows_open(&stack, campaigns, lines).await?;
+        drop(stack);
+        figures.push(Figure {
+            name: format!(
+                "time until the account's {} lines are full when {} campaigns' windows open in the same second",
+                opening.lines, opening.campaigns
+            ),
+            value: opening.campaigns_seconds,
+            unit: "s".into(),
+            baseline: opening.direct_seconds,
+            baseline_name: format!("{} direct calls sent at once until the lines are full", opening.lines),
+            ratio: opening.campaigns_seconds / opening.direct_seconds,
+            target: "< 5 s".into(),
+            met: opening.campaigns_seconds < 5.0,
+        });
+
+        let (contacts, per_minute, watch) = if args.quick { (50_000, 60, 10) } else { (1_000_000, 300, 65) };
+        eprintln!("campaigns: one campaign of {contacts} contacts across 20 zones at {per_minute} calls/min");
+        let stack = environment::Stack::start(&admin_url, 100, true, |_| {}).await?;
+        let large = scenarios::campaigns::large_campaign(&stack, contacts, per_minute, watch).await?;
+        drop(stack);
+        anyhow::ensure!(
+            large.out_of_window == 0,
+            "{} calls outside their contact's window",
+            large.out_of_window
+        );
+        figures.push(Figure {
+            name: format!(
+                "calls in the first minute of a {}-contact campaign across 20 zones ({} open), calls_per_minute {}",
+                large.contacts, large.open_zones, large.per_minute
+            ),
+            value: large.first_minute as f64,
+            unit: "calls".into(),
+            baseline: f64::from(large.per_minute),
+            baseline_name: "calls_per_minute asked".into(),
+            ratio: large.first_minute as f64 / f64::from(large.per_minute),
+            target: "= asked, none outside a window, no 60 s over it".into(),
+            met: large.first_minute == i64::from(large.per_minute)
+                && large.out_of_window == 0
+                && large.busiest_minute <= i64::from(large.per_minute),
+        });
+        notes.push(format!(
+            "Large campaign: {} contacts added through add_contacts (the CLI import's path) in {:.1} s; \
+             calls outside a window {}; busiest 60 s {} calls; mean scheduler pass while it ran {:.2} ms.",
+            large.contacts, large.load_seconds, large.out_of_window, large.busiest_minute, large.pass_ms
+        ));
+    }
+
     let report =
         Report { machine: report::machine(), quick: args.quick, figures, curves, plans, profiles, notes };
     report.write(&args.out)?;
@@ -334,8 +433,8 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(missing.is_empty(), "figures not produced: {missing:?}");
     anyhow::ensure!(
-        args.only.is_some() || (report.figures.len() == 9 && report.curves.len() == 3),
-        "expected 9 figures and 3 curves, got {} and {}",
+        args.only.is_some() || (report.figures.len() == 12 && report.curves.len() == 4),
+        "expected 12 figures and 4 curves, got {} and {}",
         report.figures.len(),
         report.curves.len()
     );

@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod bulk;
+pub mod campaigns;
 pub mod dispatch_latency;
 pub mod large_tables;
 pub mod memory;

@@ -58,24 +58,20 @@ impl CallingHours {
     }
 }
 
-/// Puts the waiting contacts of `campaign` that `which` selects in their period from `now` (a
-/// retry time later than the period's opening is kept; a retry time after the period's close
-/// leaves the contact due at its retry time with its period closed, so it is re-armed then).
-/// Returns how many contacts moved.
-pub(crate) async fn arm_contacts(
+/// Moves the waiting contacts of `campaign` whose period closed at `now` (before they were
+/// dialled) to their period from `now`: one statement, with one row per zone. A retry time later
+/// than the period's opening is kept; one after the period's close leaves the contact due at its
+/// retry time with its period closed, so it is moved again then. Returns how many moved.
+pub(crate) async fn rearm_closed(
     conn: &mut PgConnection,
     campaign: &Campaign,
-    which: Waiting,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    let closed_only = which == Waiting::PeriodClosed;
     // '' stands for "no zone of its own" in the zone list, which cannot hold a NULL to match.
     let zones: Vec<String> = sqlx::query_scalar!(
         r#"SELECT DISTINCT coalesce(timezone, '') AS "zone!" FROM campaign_contacts
-           WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled')
-             AND (NOT $2 OR dial_until <= $3)"#,
+           WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled') AND dial_until <= $2"#,
         campaign.id,
-        closed_only,
         now
     )
     .fetch_all(&mut *conn)
@@ -84,24 +80,20 @@ pub(crate) async fn arm_contacts(
         return Ok(0);
     }
     let hours = CallingHours::of(campaign);
-    let periods: Vec<DialPeriod> = zones
-        .iter()
-        .map(|zone| hours.period(Some(zone).filter(|z| !z.is_empty()).map(String::as_str), now))
-        .collect();
+    let periods: Vec<DialPeriod> =
+        zones.iter().map(|zone| hours.period(Some(zone.as_str()).filter(|z| !z.is_empty()), now)).collect();
     let froms: Vec<DateTime<Utc>> = periods.iter().map(|p| p.from).collect();
     let untils: Vec<Option<DateTime<Utc>>> = periods.iter().map(|p| p.until).collect();
     let moved = sqlx::query!(
         r#"UPDATE campaign_contacts cc
               SET dial_from = GREATEST(z.opens, cc.next_attempt_at), dial_until = z.closes
              FROM UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[]) AS z(zone, opens, closes)
-            WHERE cc.campaign_id = $1 AND cc.status IN ('pending', 'retry_scheduled')
-              AND coalesce(cc.timezone, '') = z.zone
-              AND (NOT $5 OR cc.dial_until <= $6)"#,
+            WHERE cc.campaign_id = $1 AND cc.status IN ('pending', 'retry_scheduled') AND cc.dial_until <= $5
+              AND coalesce(cc.timezone, '') = z.zone"#,
         campaign.id,
         &zones,
         &froms,
         &untils as &[Option<DateTime<Utc>>],
-        closed_only,
         now
     )
     .execute(conn)
@@ -109,13 +101,17 @@ pub(crate) async fn arm_contacts(
     Ok(moved.rows_affected())
 }
 
-/// Which waiting contacts [`arm_contacts`] moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Waiting {
-    /// Every one (the window or the zone changed).
-    All,
-    /// Those whose period closed before they were dialled.
-    PeriodClosed,
+/// The window or the zone of a campaign changed: every waiting contact's period counts as closed,
+/// so that [`rearm_closed`] computes it again.
+pub(crate) async fn close_periods(conn: &mut PgConnection, campaign: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE campaign_contacts SET dial_until = '-infinity'
+          WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled')",
+        campaign
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Lowers the campaign's `next_due_at` to `at` (work may be due then). A campaign already due

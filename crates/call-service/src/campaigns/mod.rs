@@ -19,4 +19,5 @@ pub use repository::{
     add_contacts, add_to_dnc, campaign_stats, get_campaigns_by_ids, list_all_campaigns, list_contacts,
     list_dnc, on_dnc_list, remove_from_dnc,
 };
+pub use scheduler::SchedulerPass;
 pub use window::Window;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use super::due::{arm_contacts, wake_campaign, CallingHours, DialPeriod, Waiting};
+use super::due::{close_periods, rearm_closed, wake_campaign, CallingHours, DialPeriod};
 use super::model::{Campaign, CampaignSettings, CampaignStats, Contact, ContactStatus, NewContact};
 use crate::phone::PhoneNumber;
 use crate::UserId;
@@ -81,8 +81,9 @@ pub(crate) async fn update_settings(
     .execute(&mut *conn)
     .await?;
     // The window or a zone may have changed: every waiting contact's period is computed again.
+    close_periods(&mut *conn, id).await?;
     let campaign = select_campaign!("WHERE id = $1", id).fetch_one(&mut *conn).await?;
-    arm_contacts(conn, &campaign, Waiting::All, now).await?;
+    rearm_closed(conn, &campaign, now).await?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::due::{arm_contacts, Waiting};
+use super::due::rearm_closed;
 use super::model::Campaign;
 use super::repository::on_dnc_list;
 use super::settle::complete_if_finished;
@@ -50,10 +50,10 @@ impl Capacity {
 }
 
 impl CallService {
-    /// One scheduler pass over the running campaigns due now. Returns how many calls were placed.
-    pub async fn schedule_campaigns(&self) -> Result<usize, CallError> {
+    /// One scheduler pass over the running campaigns due now.
+    pub async fn schedule_campaigns(&self) -> Result<SchedulerPass, CallError> {
         if self.bolna_is_held_back() {
-            return Ok(0);
+            return Ok(SchedulerPass { placed: 0, next_due: None });
         }
         let timer = self.metrics().scheduler_pass_seconds.start_timer();
         let now = self.now();
@@ -64,7 +64,7 @@ impl CallService {
             // it even if it is still due (its next visit is the next pass's).
             let due = sqlx::query!(
                 r#"SELECT id, next_due_at AS "next_due_at!" FROM campaigns
-                   WHERE status = 'running' AND next_due_at <= $1
+                   WHERE next_due_at <= $1 AND status = 'running'
                      AND ($2::timestamptz IS NULL OR (next_due_at, id) > ($2, $3))
                    ORDER BY next_due_at, id LIMIT $4"#,
                 now,
@@ -83,8 +83,12 @@ impl CallService {
                 break;
             }
         }
+        // When the next campaign is due, so that the dispatcher wakes for it rather than a tick
+        // later (the index's first entry).
+        let next_due: Option<DateTime<Utc>> =
+            sqlx::query_scalar!("SELECT min(next_due_at) FROM campaigns").fetch_one(self.pool()).await?;
         timer.observe_duration();
-        Ok(placed)
+        Ok(SchedulerPass { placed, next_due })
     }
 
     async fn visit_campaign(&self, id: Uuid, now: DateTime<Utc>) -> Result<usize, CallError> {
@@ -115,7 +119,7 @@ impl CallService {
             tx.commit().await?;
             return Ok(0);
         }
-        let rearmed = arm_contacts(&mut tx, &campaign, Waiting::PeriodClosed, now).await?;
+        let rearmed = rearm_closed(&mut tx, &campaign, now).await?;
         self.metrics().contacts_rearmed.inc_by(rearmed);
         let capacity = self.capacity(&mut tx, &campaign, now).await?;
         let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(), now).await?;
@@ -227,6 +231,15 @@ impl CallService {
             oldest_recent_start: row.oldest_recent,
         })
     }
+}
+
+/// What a scheduler pass did.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulerPass {
+    /// Calls placed.
+    pub placed: usize,
+    /// When the earliest running campaign is due next (`None`: none is, until something wakes one).
+    pub next_due: Option<DateTime<Utc>>,
 }
 
 /// The calls a visit admitted.

@@ -74,7 +74,7 @@ pub(crate) async fn settle_contact(
 /// A running campaign with nothing pending, in progress or scheduled for retry is completed.
 pub(crate) async fn complete_if_finished(conn: &mut PgConnection, campaign: Uuid) -> sqlx::Result<()> {
     let completed = sqlx::query!(
-        r#"UPDATE campaigns SET status = 'completed', ended_at = now()
+        r#"UPDATE campaigns SET status = 'completed', ended_at = now(), next_due_at = NULL
            WHERE id = $1 AND status = 'running'
              AND NOT EXISTS (SELECT 1 FROM campaign_contacts WHERE campaign_id = $1
                                AND status IN ('pending', 'in_progress', 'retry_scheduled'))"#,

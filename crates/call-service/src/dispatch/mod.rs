@@ -1,6 +1,7 @@
 //! The dispatcher: one per instance, woken by `NOTIFY switchboard_dispatch` (a slot or line freed
 //! without a queued call of the same user and type to take it, a limit raised) and by a short
-//! tick. Each pass starts queue heads while slots and lines are free.
+//! tick. Each pass starts queue heads while slots and lines are free, then runs the campaign
+//! scheduler; the loop wakes early when a campaign is due before the next tick.
 
 mod claim;
 
@@ -17,11 +18,12 @@ impl CallService {
     /// Runs the dispatcher until `shutdown` is cancelled.
     pub async fn run_dispatcher(self, shutdown: CancellationToken) {
         let mut listener = None;
+        let mut next_campaign = None;
         loop {
             if listener.is_none() {
                 listener = self.listen().await;
             }
-            let tick = tokio::time::sleep(self.config().dispatch_tick);
+            let tick = tokio::time::sleep(self.until_due(next_campaign));
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tick => {}
@@ -34,9 +36,13 @@ impl CallService {
             if let Err(error) = self.dispatch_pass().await {
                 tracing::warn!(error = %error, "dispatch pass failed; retrying on the next tick");
             }
-            if let Err(error) = self.schedule_campaigns().await {
-                tracing::warn!(error = %error, "campaign scheduler pass failed; retrying on the next tick");
-            }
+            next_campaign = match self.schedule_campaigns().await {
+                Ok(pass) => pass.next_due,
+                Err(error) => {
+                    tracing::warn!(error = %error, "campaign scheduler pass failed; retrying on the next tick");
+                    None
+                }
+            };
         }
         tracing::info!("dispatcher stopped");
     }
@@ -71,6 +77,17 @@ impl CallService {
             if !progress {
                 return Ok(started);
             }
+        }
+    }
+
+    /// How long the loop may sleep: a tick, or less when a campaign is due sooner (not less than
+    /// a short floor, so a campaign that stays due — another instance holds it — is not spun on).
+    fn until_due(&self, next_campaign: Option<chrono::DateTime<chrono::Utc>>) -> std::time::Duration {
+        const FLOOR: std::time::Duration = std::time::Duration::from_millis(20);
+        let tick = self.config().dispatch_tick;
+        match next_campaign {
+            Some(due) => (due - self.now()).to_std().unwrap_or_default().clamp(FLOOR, tick.max(FLOOR)),
+            None => tick,
         }
     }
 
