@@ -13,6 +13,7 @@
 //! See [`super::due`] for how the due instants are kept.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -28,6 +29,9 @@ use crate::{select_campaign, CallType};
 
 /// Due campaigns read per query of a pass; a pass reads until none is due.
 const CAMPAIGNS_PER_READ: i64 = 100;
+
+/// Campaigns visited at once by one instance's pass.
+const VISITS_AT_ONCE: usize = 4;
 
 /// Pacing's span: `calls_per_minute` counts the calls started in the last minute.
 const PACING_SPAN: TimeDelta = TimeDelta::seconds(60);
@@ -76,8 +80,14 @@ impl CallService {
             .await?;
             let Some(last) = due.last() else { break };
             after = Some((last.next_due_at, last.id));
-            for campaign in &due {
-                placed += self.visit_campaign(campaign.id, now).await?;
+            // A few visits at once: each waits on its commit and on Bolna's answers' recording, and
+            // campaigns are independent (each its own lock; the same user's admissions serialise on
+            // the user's row, in a lock order that cannot cycle).
+            let ids: Vec<Uuid> = due.iter().map(|campaign| campaign.id).collect();
+            let mut visits =
+                futures::stream::iter(ids).map(|id| self.visit_campaign(id)).buffer_unordered(VISITS_AT_ONCE);
+            while let Some(visited) = visits.next().await {
+                placed += visited?;
             }
             if (due.len() as i64) < CAMPAIGNS_PER_READ {
                 break;
@@ -91,7 +101,7 @@ impl CallService {
         Ok(SchedulerPass { placed, next_due })
     }
 
-    async fn visit_campaign(&self, id: Uuid, now: DateTime<Utc>) -> Result<usize, CallError> {
+    async fn visit_campaign(&self, id: Uuid) -> Result<usize, CallError> {
         let mut tx = self.pool().begin().await?;
         let Some(campaign) =
             select_campaign!("WHERE id = $1 AND status = 'running' FOR UPDATE SKIP LOCKED", id)
@@ -101,6 +111,9 @@ impl CallService {
             return Ok(0);
         };
         self.metrics().campaign_visits.inc();
+        // The visit's own instant (not the pass's): its contacts' attempt times, which pacing
+        // counts, are then the calls' creation times, however long the pass has been running.
+        let now = self.now();
         if let Some(starts) = campaign.starts_at.filter(|starts| now < *starts) {
             set_next_due(&mut tx, id, Some(starts), 0).await?;
             tx.commit().await?;
@@ -214,7 +227,7 @@ impl CallService {
         // Live = waiting in the queue for a slot, or holding one until the line is free
         // (`call-disconnected` or a terminal status frees it). Both counts are index scans.
         let row = sqlx::query!(
-            r#"SELECT (SELECT count(*) FROM calls WHERE campaign_id = $1 AND campaign_id IS NOT NULL
+            r#"SELECT (SELECT count(*) FROM calls WHERE campaign_id = $1
                          AND NOT call_status_is_terminal(status) AND status <> 'call-disconnected') AS "live!",
                       (SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "recent!",
                       (SELECT min(last_attempt_at) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "oldest_recent""#,
