@@ -14,10 +14,10 @@ ALTER TABLE campaign_contacts ADD COLUMN dial_until timestamptz NULL;
 ALTER TABLE campaigns ADD COLUMN next_due_at timestamptz NULL;
 
 -- Contacts waiting today: due from their retry time or their creation; where the campaign has a
--- window, their period counts as closed, so the first visit computes it.
+-- window, their period counts as closed (since ever), so the first visit computes it.
 UPDATE campaign_contacts cc
    SET dial_from = coalesce(cc.next_attempt_at, cc.created_at),
-       dial_until = CASE WHEN c.window_days IS NULL THEN NULL ELSE coalesce(cc.next_attempt_at, cc.created_at) END
+       dial_until = CASE WHEN c.window_days IS NULL THEN NULL ELSE '-infinity'::timestamptz END
   FROM campaigns c
  WHERE c.id = cc.campaign_id AND cc.status IN ('pending', 'retry_scheduled');
 UPDATE campaigns SET next_due_at = now() WHERE status = 'running';

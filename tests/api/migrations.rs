@@ -98,3 +98,94 @@ async fn calls_bolna_had_accepted_become_placed_and_waiting_calls_stay_queued() 
         sqlx::query("UPDATE calls SET status = 'scheduled' WHERE status = 'placed'").execute(&mut conn).await;
     assert!(refused.is_err(), "Bolna's pre-dial words are no longer call statuses");
 }
+
+/// Issue 18: contacts waiting before the scheduler kept due instants get them at their campaign's
+/// first visit (the migration marks their period closed), so nothing is dialled outside a window
+/// after the upgrade; a running campaign is due at once, any other not at all.
+#[tokio::test]
+async fn contacts_waiting_before_due_instants_are_armed_by_the_first_visit_and_wait_for_their_window() {
+    use chrono::{TimeDelta, Utc};
+
+    use crate::helpers::{eventually, sim_config, spawn_instance_with_clock};
+
+    // The test's clock runs after the real one (the migration writes the real now()): 20:00 UTC two
+    // days ahead, 01:30 the next morning in Kolkata (closed until 03:30 UTC).
+    let evening = (Utc::now().date_naive() + TimeDelta::days(2)).and_hms_opt(20, 0, 0).unwrap().and_utc();
+    let opening = evening + TimeDelta::minutes(7 * 60 + 30);
+    let retry_at = evening + TimeDelta::hours(9);
+
+    let url = database_at(20261203000010).await;
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let user: (uuid::Uuid,) =
+        sqlx::query_as("INSERT INTO users (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let mut campaigns = Vec::new();
+    for status in ["running", "paused"] {
+        let id: (uuid::Uuid,) = sqlx::query_as(
+            "INSERT INTO campaigns (id, user_id, name, agent_id, timezone, window_days, window_start, window_end,
+                                    max_concurrency, status)
+             VALUES (gen_random_uuid(), $1, 'old', 'agent', 'Asia/Kolkata', '{0,1,2,3,4,5,6}', '09:00', '17:00', 2, $2)
+             RETURNING id",
+        )
+        .bind(user.0)
+        .bind(status)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO campaign_contacts (id, campaign_id, phone_number, status, next_attempt_at)
+             VALUES (gen_random_uuid(), $1, '+919800000001', 'pending', NULL),
+                    (gen_random_uuid(), $1, '+919800000002', 'retry_scheduled', $2)",
+        )
+        .bind(id.0)
+        .bind(retry_at)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        campaigns.push(id.0);
+    }
+
+    schema::MIGRATOR.run(&mut conn).await.unwrap();
+    let due: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        sqlx::query_scalar("SELECT next_due_at FROM campaigns ORDER BY status DESC")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert!(due[0].is_some() && due[1].is_none(), "running: due at once; paused: not due ({due:?})");
+
+    let clock = std::sync::Arc::new(call_service::clock::ManualClock::new(evening));
+    let sim = bolna_sim::Simulator::start(sim_config(), "127.0.0.1:0").unwrap();
+    let app = spawn_instance_with_clock(&url, sim, |_| {}, clock.clone()).await;
+    let periods = || async {
+        sqlx::query_as::<_, (String, chrono::DateTime<chrono::Utc>)>(
+            "SELECT phone_number, dial_from FROM campaign_contacts
+              WHERE campaign_id = $1 AND dial_until > $2 ORDER BY phone_number",
+        )
+        .bind(campaigns[0])
+        .bind(evening)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+    };
+    // The first visit arms the waiting contacts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while periods().await.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the first visit did not arm the contacts");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        periods().await,
+        vec![("+919800000001".to_owned(), opening), ("+919800000002".to_owned(), retry_at)],
+        "09:00 in Kolkata; the retry keeps its later time"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(app.sim.stats().accepted, 0, "closed in Kolkata");
+    clock.set(opening + TimeDelta::minutes(1));
+    eventually("the pending contact, once its window opens", || app.sim.stats().accepted == 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(app.sim.stats().accepted, 1, "the retry waits for its own time");
+    clock.set(retry_at);
+    eventually("the retry", || app.sim.stats().accepted == 2).await;
+}

@@ -87,7 +87,11 @@ impl CallService {
             let mut visits =
                 futures::stream::iter(ids).map(|id| self.visit_campaign(id)).buffer_unordered(VISITS_AT_ONCE);
             while let Some(visited) = visits.next().await {
-                placed += visited?;
+                // One campaign's failure (its transaction rolled back) does not hold up the others.
+                match visited {
+                    Ok(count) => placed += count,
+                    Err(error) => tracing::warn!(error = %error, "campaign visit failed; it stays due"),
+                }
             }
             if (due.len() as i64) < CAMPAIGNS_PER_READ {
                 break;
