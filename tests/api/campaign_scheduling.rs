@@ -37,11 +37,10 @@ async fn add_zoned(app: &TestApp, user: &TestUser, id: &str, numbers: &[String],
     }
 }
 
-/// The waiting contacts' dial periods by number.
+/// The campaign's zones and their periods.
 async fn periods(pool: &PgPool, campaign: &str) -> Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)> {
     sqlx::query_as(
-        "SELECT phone_number, dial_from, dial_until FROM campaign_contacts
-          WHERE campaign_id = $1::uuid AND status IN ('pending', 'retry_scheduled') ORDER BY phone_number",
+        "SELECT zone, opens, closes FROM campaign_zones WHERE campaign_id = $1::uuid ORDER BY zone",
     )
     .bind(campaign)
     .fetch_all(pool)
@@ -74,7 +73,7 @@ async fn open_zone_contacts_are_dialled_in_one_visit_behind_thousands_whose_zone
     add_zoned(&app, &user, id, &kolkata, "Asia/Kolkata").await;
     let (visits, rearmed) = (
         counter(&app, "switchboard_campaign_visits_total").await,
-        counter(&app, "switchboard_campaign_contacts_rearmed_total").await,
+        counter(&app, "switchboard_campaign_zones_rearmed_total").await,
     );
     act(&app, &user, id, "start").await;
 
@@ -83,17 +82,26 @@ async fn open_zone_contacts_are_dialled_in_one_visit_behind_thousands_whose_zone
     let stats = app.sim.stats();
     assert_eq!(stats.accepted, 5, "nobody in Bogota, at midnight there");
     assert!(kolkata.iter().all(|n| stats.executions_by_recipient.contains_key(n)));
-    // One visit moved the Bogota contacts to their next opening and dialled Kolkata; the campaign,
-    // now full (held calls free no line), was not visited again.
+    // One visit moved Bogota's zone (not its 2,500 contacts) to its next opening and dialled
+    // Kolkata; the campaign, now full (held calls free no line), was not visited again.
     assert_eq!(counter(&app, "switchboard_campaign_visits_total").await - visits, 1);
-    assert_eq!(counter(&app, "switchboard_campaign_contacts_rearmed_total").await - rearmed, 2_500);
-    let waiting = periods(&app.pool, id).await;
-    assert_eq!(waiting.len(), 2_500);
-    // Thursday 09:00 in Bogota (UTC-5) = 14:00 UTC, until 22:00 UTC.
-    assert!(waiting
-        .iter()
-        .all(|(_, from, until)| *from == at("2026-09-03T14:00:00Z")
-            && *until == Some(at("2026-09-03T22:00:00Z"))));
+    assert_eq!(counter(&app, "switchboard_campaign_zones_rearmed_total").await - rearmed, 1);
+    // Thursday 09:00 in Bogota (UTC-5) = 14:00 UTC, until 22:00 UTC; Kolkata open until 11:30 UTC.
+    assert_eq!(
+        periods(&app.pool, id).await,
+        vec![
+            ("America/Bogota".to_owned(), at("2026-09-03T14:00:00Z"), Some(at("2026-09-03T22:00:00Z"))),
+            ("Asia/Kolkata".to_owned(), at("2026-09-03T03:30:00Z"), Some(at("2026-09-03T11:30:00Z"))),
+        ]
+    );
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1::uuid AND status = 'pending'",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 2_500);
 }
 
 #[tokio::test]
@@ -124,15 +132,17 @@ async fn next_due_instants_follow_daylight_saving_midnight_crossing_windows_and_
         .unwrap();
     assert!(response.status().is_success());
 
-    // New York springs forward on Sunday the 8th: Monday 09:00 EDT is 13:00 UTC, not 14:00.
-    // Kolkata: Monday 09:00 IST = 03:30 UTC.
-    let expected = vec![
-        (new_york.clone(), at("2026-03-09T13:00:00Z"), Some(at("2026-03-09T21:00:00Z"))),
-        (kolkata.clone(), at("2026-03-09T03:30:00Z"), Some(at("2026-03-09T11:30:00Z"))),
-    ];
-    assert_eq!(periods(&app.pool, id).await, sorted(expected));
+    // New York (the campaign's zone, '') springs forward on Sunday the 8th: Monday 09:00 EDT is
+    // 13:00 UTC, not 14:00. Kolkata: Monday 09:00 IST = 03:30 UTC.
+    assert_eq!(
+        periods(&app.pool, id).await,
+        vec![
+            ("".to_owned(), at("2026-03-09T13:00:00Z"), Some(at("2026-03-09T21:00:00Z"))),
+            ("Asia/Kolkata".to_owned(), at("2026-03-09T03:30:00Z"), Some(at("2026-03-09T11:30:00Z"))),
+        ]
+    );
 
-    // A window edit moves every waiting contact: Saturday nights, 22:00 to 02:00 (crossing midnight).
+    // A window edit moves every zone: Saturday nights, 22:00 to 02:00 (crossing midnight).
     let edited = app
         .client
         .patch(app.url(&format!("/v1/campaigns/{id}")))
@@ -142,14 +152,16 @@ async fn next_due_instants_follow_daylight_saving_midnight_crossing_windows_and_
         .await
         .unwrap();
     assert!(edited.status().is_success(), "{}", edited.text().await.unwrap());
-    let expected = vec![
-        // Saturday 22:00 EST (UTC-5) = Sunday 03:00 UTC, to Sunday 02:00 EST = 07:00 UTC (the
-        // change to EDT comes at 02:00 local, the moment this period closes).
-        (new_york.clone(), at("2026-03-08T03:00:00Z"), Some(at("2026-03-08T07:00:00Z"))),
-        // Saturday 22:00 IST = 16:30 UTC, to Sunday 02:00 IST = 20:30 UTC.
-        (kolkata.clone(), at("2026-03-07T16:30:00Z"), Some(at("2026-03-07T20:30:00Z"))),
-    ];
-    assert_eq!(periods(&app.pool, id).await, sorted(expected));
+    assert_eq!(
+        periods(&app.pool, id).await,
+        vec![
+            // Saturday 22:00 EST (UTC-5) = Sunday 03:00 UTC, to Sunday 02:00 EST = 07:00 UTC (the
+            // change to EDT comes at 02:00 local, the moment this period closes).
+            ("".to_owned(), at("2026-03-08T03:00:00Z"), Some(at("2026-03-08T07:00:00Z"))),
+            // Saturday 22:00 IST = 16:30 UTC, to Sunday 02:00 IST = 20:30 UTC.
+            ("Asia/Kolkata".to_owned(), at("2026-03-07T16:30:00Z"), Some(at("2026-03-07T20:30:00Z"))),
+        ]
+    );
 
     // Running: Kolkata's period comes first; New York's contact waits for its own.
     act(&app, &user, id, "start").await;
@@ -168,13 +180,6 @@ async fn next_due_instants_follow_daylight_saving_midnight_crossing_windows_and_
     eventually("the New York contact", || app.sim.stats().executions_by_recipient.contains_key(&new_york))
         .await;
     assert_eq!(campaign(&app, &user, id).await["stats"]["in_progress"], 2);
-}
-
-fn sorted(
-    mut rows: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)>,
-) -> Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)> {
-    rows.sort();
-    rows
 }
 
 #[tokio::test]

@@ -99,11 +99,12 @@ async fn calls_bolna_had_accepted_become_placed_and_waiting_calls_stay_queued() 
     assert!(refused.is_err(), "Bolna's pre-dial words are no longer call statuses");
 }
 
-/// Issue 18: contacts waiting before the scheduler kept due instants get them at their campaign's
-/// first visit (the migration marks their period closed), so nothing is dialled outside a window
-/// after the upgrade; a running campaign is due at once, any other not at all.
+/// Issue 18: the zones of contacts waiting before the scheduler kept due instants get their period
+/// at their campaign's first visit (the migration marks it closed), so nothing is dialled outside a
+/// window after the upgrade; a retry keeps its time; a running campaign is due at once, any other
+/// not at all.
 #[tokio::test]
-async fn contacts_waiting_before_due_instants_are_armed_by_the_first_visit_and_wait_for_their_window() {
+async fn contacts_waiting_before_zone_periods_wait_for_their_window_after_the_first_visit() {
     use chrono::{TimeDelta, Utc};
 
     use crate::helpers::{eventually, sim_config, spawn_instance_with_clock};
@@ -160,8 +161,7 @@ async fn contacts_waiting_before_due_instants_are_armed_by_the_first_visit_and_w
     let app = spawn_instance_with_clock(&url, sim, |_| {}, clock.clone()).await;
     let periods = || async {
         sqlx::query_as::<_, (String, chrono::DateTime<chrono::Utc>)>(
-            "SELECT phone_number, dial_from FROM campaign_contacts
-              WHERE campaign_id = $1 AND dial_until > $2 ORDER BY phone_number",
+            "SELECT zone, opens FROM campaign_zones WHERE campaign_id = $1 AND closes > $2 ORDER BY zone",
         )
         .bind(campaigns[0])
         .bind(evening)
@@ -169,17 +169,13 @@ async fn contacts_waiting_before_due_instants_are_armed_by_the_first_visit_and_w
         .await
         .unwrap()
     };
-    // The first visit arms the waiting contacts.
+    // The first visit computes the zone's period.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while periods().await.len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "the first visit did not arm the contacts");
+    while periods().await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first visit did not compute the period");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        periods().await,
-        vec![("+919800000001".to_owned(), opening), ("+919800000002".to_owned(), retry_at)],
-        "09:00 in Kolkata; the retry keeps its later time"
-    );
+    assert_eq!(periods().await, vec![("".to_owned(), opening)], "09:00 in Kolkata, the campaign's zone");
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     assert_eq!(app.sim.stats().accepted, 0, "closed in Kolkata");
     clock.set(opening + TimeDelta::minutes(1));

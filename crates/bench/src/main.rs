@@ -345,7 +345,7 @@ async fn main() -> anyhow::Result<()> {
             met: idle.loaded_cores < 0.05,
         });
         notes.push(format!(
-            "Campaigns: the scheduler's first visit of {} loaded campaigns (each moves its contact to the \
+            "Campaigns: the scheduler's first visit of {} loaded campaigns (each moves its zone to the \
              window's next opening) took {:.1} s in all; afterwards a pass visits none of them (visits per \
              {settle} s window by step: {}).",
             idle.campaigns,
@@ -417,7 +417,7 @@ async fn main() -> anyhow::Result<()> {
         notes.push(format!(
             "Large campaign: {} contacts added through add_contacts (the CLI import's path) in {:.1} s; \
              calls outside a window {}; busiest 60 s {} calls; mean scheduler pass while it ran {:.2} ms; \
-             a window edit (every waiting contact's period computed again) {:.1} s.",
+             a window edit (every zone's period computed again) {:.3} s.",
             large.contacts,
             large.load_seconds,
             large.out_of_window,

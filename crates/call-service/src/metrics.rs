@@ -31,8 +31,8 @@ pub struct Metrics {
     pub scheduler_pass_seconds: Histogram,
     /// Campaigns the scheduler visited (it visits only campaigns due now).
     pub campaign_visits: prometheus::IntCounter,
-    /// Waiting contacts moved to their next calling period (their period closed first).
-    pub contacts_rearmed: prometheus::IntCounter,
+    /// Campaign zones moved to their next calling period (their period closed).
+    pub zones_rearmed: prometheus::IntCounter,
     // Filled at scrape time from the database.
     pub slots_in_use: IntGaugeVec,
     pub slot_limits: IntGaugeVec,
@@ -106,9 +106,9 @@ impl Metrics {
                 "Campaigns the scheduler visited (only those due now)",
             )
             .expect(DEFINITION),
-            contacts_rearmed: prometheus::IntCounter::new(
-                "campaign_contacts_rearmed_total",
-                "Waiting contacts moved to their next calling period",
+            zones_rearmed: prometheus::IntCounter::new(
+                "campaign_zones_rearmed_total",
+                "Campaign zones moved to their next calling period",
             )
             .expect(DEFINITION),
             bolna_circuit_open: IntGauge::new("bolna_circuit_open", "1 while calls are held back from Bolna")
@@ -174,7 +174,7 @@ impl Metrics {
             Box::new(self.batch_seconds.clone()),
             Box::new(self.scheduler_pass_seconds.clone()),
             Box::new(self.campaign_visits.clone()),
-            Box::new(self.contacts_rearmed.clone()),
+            Box::new(self.zones_rearmed.clone()),
             Box::new(self.bolna_circuit_open.clone()),
             Box::new(self.slots_in_use.clone()),
             Box::new(self.slot_limits.clone()),

@@ -7,8 +7,8 @@
 //! - [`large_campaign`]: one campaign with contacts across 20 zones, added as the CLI's import adds
 //!   them: calls in its first minute against the pacing asked, and none outside a window.
 //!
-//! Campaigns and their contacts are loaded with SQL (the contacts with their period closed, so the
-//! scheduler's own first visit computes it); the large campaign's contacts go through
+//! Campaigns and their contacts are loaded with SQL (their zone's period closed, so the scheduler's
+//! own first visit computes it); the large campaign's contacts go through
 //! `call_service::campaigns::add_contacts`.
 
 use std::time::{Duration, Instant};
@@ -66,7 +66,8 @@ async fn campaign_user(stack: &Stack, campaign_slots: i64, direct: i64) -> anyho
 }
 
 /// Inserts `count` running campaigns of `user`, due now, each with a daily UTC window
-/// `[start, end)` (seconds of the day) and `contacts` contacts whose period counts as closed.
+/// `[start, end)` (seconds of the day) and `contacts` contacts in a zone whose period counts as
+/// closed (the scheduler's first visit computes it).
 async fn load_campaigns(
     pool: &PgPool,
     user: Uuid,
@@ -85,8 +86,10 @@ async fn load_campaigns(
                SELECT gen_random_uuid(), $1, 'bench ' || g, $2, 'UTC', '{0,1,2,3,4,5,6}', $3, $4, 1, 'running', now(), now()
                  FROM generate_series(1, $5) g
                RETURNING id)
-             INSERT INTO campaign_contacts (id, campaign_id, phone_number, dial_from, dial_until)
-             SELECT gen_random_uuid(), c.id, '+1555' || lpad(k::text, 7, '0'), now(), now()
+             , z AS (INSERT INTO campaign_zones (campaign_id, zone, opens, closes)
+                     SELECT id, '', '-infinity', '-infinity' FROM c)
+             INSERT INTO campaign_contacts (id, campaign_id, phone_number)
+             SELECT gen_random_uuid(), c.id, '+1555' || lpad(k::text, 7, '0')
                FROM c, generate_series(1, $6) k",
         )
         .bind(user)
@@ -285,7 +288,7 @@ pub struct LargeCampaign {
     pub busiest_minute: i64,
     /// Mean scheduler pass while it ran.
     pub pass_ms: f64,
-    /// Seconds a window edit took (every waiting contact's period computed again).
+    /// Seconds a window edit took (every zone's period computed again).
     pub edit_seconds: f64,
     /// Zones whose window (09:00–17:00 local) was open at the start.
     pub open_zones: usize,
@@ -373,8 +376,7 @@ pub async fn large_campaign(
     .bind(started_at)
     .fetch_one(&pool)
     .await?;
-    // A window edit recomputes every waiting contact's period: the statement a visit runs for the
-    // contacts of a zone whose window closed before they were dialled, here for all of them.
+    // A window edit recomputes every zone's period (what a visit does for a zone whose window closed).
     let editing = Instant::now();
     stack
         .http

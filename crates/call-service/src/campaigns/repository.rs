@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
-use super::due::{close_periods, rearm_closed, wake_campaign, CallingHours, DialPeriod};
+use super::due::{add_zones, rearm_zones, wake_campaign, zone_key, Zones};
 use super::model::{Campaign, CampaignSettings, CampaignStats, Contact, ContactStatus, NewContact};
 use crate::phone::PhoneNumber;
 use crate::UserId;
@@ -80,10 +80,9 @@ pub(crate) async fn update_settings(
     )
     .execute(&mut *conn)
     .await?;
-    // The window or a zone may have changed: every waiting contact's period is computed again.
-    close_periods(&mut *conn, id).await?;
+    // The window or the campaign's zone may have changed: every zone's period is computed again.
     let campaign = select_campaign!("WHERE id = $1", id).fetch_one(&mut *conn).await?;
-    rearm_closed(conn, &campaign, now).await?;
+    rearm_zones(conn, &campaign, Zones::All, now).await?;
     Ok(())
 }
 
@@ -100,9 +99,9 @@ fn window_columns(s: &CampaignSettings) -> WindowColumns {
     }
 }
 
-/// Adds contacts in batches, each waiting for its calling period from `now`, and wakes the
-/// campaign for the earliest. A number already in the campaign (or twice in the input) is a
-/// duplicate. Returns (accepted, duplicates).
+/// Adds contacts in batches; each zone that is new to the campaign gets its calling period from
+/// `now`, and the campaign is woken for the earliest. A number already in the campaign (or twice in
+/// the input) is a duplicate. Returns (accepted, duplicates).
 pub async fn add_contacts(
     conn: &mut PgConnection,
     campaign: Uuid,
@@ -110,51 +109,36 @@ pub async fn add_contacts(
     now: DateTime<Utc>,
 ) -> sqlx::Result<(u64, u64)> {
     // KEY SHARE (as the contacts' foreign key takes anyway): a window edit waits for this
-    // transaction, so these periods are computed from the window that stays.
+    // transaction, so the new zones' periods are computed from the window that stays.
     let campaign = select_campaign!("WHERE id = $1 FOR KEY SHARE", campaign).fetch_one(&mut *conn).await?;
-    let hours = CallingHours::of(&campaign);
-    let mut periods: HashMap<Option<&str>, DialPeriod> = HashMap::new();
+    let zones: BTreeSet<&str> = contacts.iter().map(|c| zone_key(c.timezone.as_deref())).collect();
+    let zones: Vec<String> = zones.into_iter().map(str::to_owned).collect();
+    let earliest = add_zones(&mut *conn, &campaign, &zones, now).await?;
     let mut accepted = 0;
-    let mut earliest: Option<DateTime<Utc>> = None;
     for batch in contacts.chunks(2_000) {
         let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
         let numbers: Vec<String> = batch.iter().map(|c| c.phone_number.as_str().to_owned()).collect();
         let names: Vec<Option<String>> = batch.iter().map(|c| c.name.clone()).collect();
-        let zones: Vec<Option<String>> = batch.iter().map(|c| c.timezone.clone()).collect();
+        let timezones: Vec<Option<String>> = batch.iter().map(|c| c.timezone.clone()).collect();
         let variables: Vec<serde_json::Value> =
             batch.iter().map(|c| serde_json::Value::Object(c.variables.clone())).collect();
-        let batch_periods: Vec<DialPeriod> = batch
-            .iter()
-            .map(|c| {
-                *periods
-                    .entry(c.timezone.as_deref())
-                    .or_insert_with(|| hours.period(c.timezone.as_deref(), now))
-            })
-            .collect();
-        let froms: Vec<DateTime<Utc>> = batch_periods.iter().map(|p| p.from).collect();
-        let untils: Vec<Option<DateTime<Utc>>> = batch_periods.iter().map(|p| p.until).collect();
-        let inserted: Vec<DateTime<Utc>> = sqlx::query_scalar!(
-            r#"INSERT INTO campaign_contacts (id, campaign_id, phone_number, name, timezone, variables, dial_from, dial_until)
-               SELECT id, $2, phone, name, tz, vars, dial_from, dial_until
-               FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[])
-                    AS t(id, phone, name, tz, vars, dial_from, dial_until)
-               ON CONFLICT (campaign_id, phone_number) DO NOTHING
-               RETURNING dial_from AS "dial_from!""#,
+        let inserted = sqlx::query!(
+            r#"INSERT INTO campaign_contacts (id, campaign_id, phone_number, name, timezone, variables)
+               SELECT id, $2, phone, name, tz, vars
+               FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[]) AS t(id, phone, name, tz, vars)
+               ON CONFLICT (campaign_id, phone_number) DO NOTHING"#,
             &ids,
             campaign.id,
             &numbers,
             &names as &[Option<String>],
-            &zones as &[Option<String>],
+            &timezones as &[Option<String>],
             &variables,
-            &froms,
-            &untils as &[Option<DateTime<Utc>>],
         )
-        .fetch_all(&mut *conn)
+        .execute(&mut *conn)
         .await?;
-        accepted += inserted.len() as u64;
-        earliest = inserted.into_iter().chain(earliest).min();
+        accepted += inserted.rows_affected();
     }
-    if let Some(earliest) = earliest {
+    if let Some(earliest) = earliest.filter(|_| accepted > 0) {
         wake_campaign(conn, campaign.id, earliest).await?;
     }
     Ok((accepted, contacts.len() as u64 - accepted))

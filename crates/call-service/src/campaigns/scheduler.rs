@@ -2,10 +2,10 @@
 //! and a tick). A pass reads only the running campaigns whose `next_due_at` has come (an index
 //! scan: campaigns with nothing due cost nothing), and visits each it can lock (`FOR UPDATE SKIP
 //! LOCKED`, so two instances never work on one campaign at once). A visit
-//! 1. moves contacts whose calling period closed before they were dialled to their next period;
-//! 2. starts contacts due now — in their window by construction, oldest due first — while the
-//!    campaign has free slots (`max_concurrency`) and pacing allows (`calls_per_minute`), skipping
-//!    any on the do-not-call list. Each call is admitted in the same transaction that marks its
+//! 1. moves the zones whose calling period closed to their next period (one row per zone);
+//! 2. starts contacts due now — in zones open now, the earliest opened first, and in each in the
+//!    order they became due — while the campaign has free slots (`max_concurrency`) and pacing
+//!    allows (`calls_per_minute`), skipping any on the do-not-call list. Each call is admitted in the same transaction that marks its
 //!    contact `in_progress`, with an idempotency key per contact and attempt, so no contact is
 //!    ever dialled twice for one attempt;
 //! 3. sets when the campaign is due next (see [`next_due`]).
@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::due::rearm_closed;
+use super::due::{next_contact_due, open_zones, rearm_zones, Zones};
 use super::model::Campaign;
 use super::repository::on_dnc_list;
 use super::settle::complete_if_finished;
@@ -136,8 +136,8 @@ impl CallService {
             tx.commit().await?;
             return Ok(0);
         }
-        let rearmed = rearm_closed(&mut tx, &campaign, now).await?;
-        self.metrics().contacts_rearmed.inc_by(rearmed);
+        let rearmed = rearm_zones(&mut tx, &campaign, Zones::Closed, now).await?;
+        self.metrics().zones_rearmed.inc_by(rearmed);
         let capacity = self.capacity(&mut tx, &campaign, now).await?;
         let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(), now).await?;
         let placed = started.placed;
@@ -161,15 +161,34 @@ impl CallService {
         now: DateTime<Utc>,
     ) -> Result<Started, CallError> {
         let mut started = Started { calls: Vec::new(), placed: 0 };
+        for zone in open_zones(&mut *tx, campaign.id, now).await? {
+            self.start_zone(&mut *tx, campaign, &zone, wanted, now, &mut started).await?;
+            if started.placed >= wanted {
+                break;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Admits the due contacts of one open zone, in the order they became due, until `wanted`.
+    async fn start_zone(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        campaign: &Campaign,
+        zone: &str,
+        wanted: i64,
+        now: DateTime<Utc>,
+        started: &mut Started,
+    ) -> Result<(), CallError> {
         while started.placed < wanted {
-            // Due and in their period (step 1 moved those whose period closed).
             let contacts = sqlx::query!(
                 r#"SELECT id, phone_number, variables, attempts FROM campaign_contacts
-                   WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled')
-                     AND dial_from <= $2 AND (dial_until IS NULL OR dial_until > $2)
-                   ORDER BY dial_from, id
-                   LIMIT $3 FOR UPDATE SKIP LOCKED"#,
+                   WHERE campaign_id = $1 AND coalesce(timezone, '') = $2 AND status IN ('pending', 'retry_scheduled')
+                     AND coalesce(next_attempt_at, '-infinity') <= $3
+                   ORDER BY coalesce(next_attempt_at, '-infinity'), id
+                   LIMIT $4 FOR UPDATE SKIP LOCKED"#,
                 campaign.id,
+                zone,
                 now,
                 wanted - started.placed
             )
@@ -206,7 +225,7 @@ impl CallService {
                 };
                 sqlx::query!(
                     "UPDATE campaign_contacts SET status = 'in_progress', attempts = $2, last_attempt_at = $3,
-                            last_call_id = $4, next_attempt_at = NULL, dial_from = NULL, dial_until = NULL
+                            last_call_id = $4, next_attempt_at = NULL
                      WHERE id = $1",
                     contact.id,
                     attempt,
@@ -218,7 +237,7 @@ impl CallService {
                 started.placed += 1;
             }
         }
-        Ok(started)
+        Ok(())
     }
 
     /// What `campaign` may start now: free concurrency, and what pacing allows.
@@ -268,7 +287,7 @@ struct Started {
 
 /// When the campaign needs a visit next, after one that found `capacity` and placed `placed`:
 /// - no free slot left: `None` — one of its calls freeing its line wakes it ([`super::due`]);
-/// - else its earliest waiting contact's `dial_from`, but not before pacing frees a call (a
+/// - else when its next contact is due ([`next_contact_due`]), but not before pacing frees a call (a
 ///   minute after the oldest start of the last minute) when pacing is used up;
 /// - and no later than its `ends_at`, which cancels what is left.
 async fn next_due(
@@ -281,12 +300,7 @@ async fn next_due(
     let contact_due = if capacity.free_slots - placed <= 0 {
         None
     } else {
-        let earliest: Option<DateTime<Utc>> = sqlx::query_scalar!(
-            "SELECT min(dial_from) FROM campaign_contacts WHERE campaign_id = $1 AND status IN ('pending', 'retry_scheduled')",
-            campaign.id
-        )
-        .fetch_one(conn)
-        .await?;
+        let earliest = next_contact_due(conn, campaign.id, now).await?;
         let paced_until =
             (capacity.paced - placed <= 0).then(|| capacity.oldest_recent_start.unwrap_or(now) + PACING_SPAN);
         earliest.map(|due| paced_until.map_or(due, |paced| due.max(paced)))

@@ -1,5 +1,5 @@
 //! When a campaign call ends, its contact is settled by the retry policy: `done`, a retry at
-//! `now + delay` (in the contact's next calling period from then), or `exhausted`; the campaign
+//! `now + delay` (dialled once that has come and its zone's window is open), or `exhausted`; the campaign
 //! is woken (a slot of its `max_concurrency` is free), and completes when nothing is left to dial.
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use bolna_client::BolnaStatus;
 
-use super::due::{wake_campaign, CallingHours, DialPeriod};
+use super::due::wake_campaign;
 use crate::calls::CallStatus;
-use crate::{select_campaign, CallId};
+use crate::CallId;
 
 /// Settles the contact of `call` if `call` is its current, ended attempt. Runs in the caller's
 /// transaction, which holds the call's row (lock order: call, contact, campaign).
@@ -20,7 +20,7 @@ pub(crate) async fn settle_contact(
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let row = sqlx::query!(
-        r#"SELECT c.status AS "status: CallStatus", c.answered_by_voice_mail, cc.id AS contact_id, cc.attempts, cc.timezone,
+        r#"SELECT c.status AS "status: CallStatus", c.answered_by_voice_mail, cc.id AS contact_id, cc.attempts,
                   cp.id AS campaign_id, cp.retry_on, cp.retry_delay_seconds, cp.max_attempts
            FROM calls c
            JOIN campaign_contacts cc ON cc.id = c.contact_id AND cc.last_call_id = c.id AND cc.status = 'in_progress'
@@ -47,22 +47,12 @@ pub(crate) async fn settle_contact(
         (true, false) => ("exhausted", None),
         (false, _) => ("done", None),
     };
-    let period = match next_attempt_at {
-        Some(retry_at) => {
-            let campaign = select_campaign!("WHERE id = $1", row.campaign_id).fetch_one(&mut *conn).await?;
-            Some(CallingHours::of(&campaign).period(row.timezone.as_deref(), retry_at))
-        }
-        None => None,
-    };
     sqlx::query!(
-        "UPDATE campaign_contacts SET status = $2, next_attempt_at = $3, last_outcome = $4, dial_from = $5, dial_until = $6
-          WHERE id = $1",
+        "UPDATE campaign_contacts SET status = $2, next_attempt_at = $3, last_outcome = $4 WHERE id = $1",
         row.contact_id,
         status,
         next_attempt_at,
         outcome,
-        period.map(|p: DialPeriod| p.from),
-        period.and_then(|p| p.until),
     )
     .execute(&mut *conn)
     .await?;
