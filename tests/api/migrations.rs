@@ -23,6 +23,14 @@ async fn database_at(version: i64) -> String {
     url
 }
 
+/// A user written as the older schema has them.
+async fn old_user(conn: &mut PgConnection) -> (uuid::Uuid,) {
+    sqlx::query_as("INSERT INTO users (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
 /// Issue 20: `queued` meant both "waiting for a slot" and "Bolna's queue". Calls (and their event
 /// history) in Bolna's pre-dial statuses become `placed`, Bolna's word moving to provider_status;
 /// waiting calls and everything else keep their status.
@@ -30,11 +38,7 @@ async fn database_at(version: i64) -> String {
 async fn calls_bolna_had_accepted_become_placed_and_waiting_calls_stay_queued() {
     let url = database_at(20261203000008).await;
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    let user: (uuid::Uuid,) =
-        sqlx::query_as("INSERT INTO users (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let user = old_user(&mut conn).await;
     let rows = [
         ("queued", None, "queued", None),
         ("queued", Some("e-1"), "placed", Some("queued")),
@@ -117,11 +121,7 @@ async fn contacts_waiting_before_zone_periods_wait_for_their_window_after_the_fi
 
     let url = database_at(20261203000010).await;
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    let user: (uuid::Uuid,) =
-        sqlx::query_as("INSERT INTO users (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let user = old_user(&mut conn).await;
     let mut campaigns = Vec::new();
     for status in ["running", "paused"] {
         let id: (uuid::Uuid,) = sqlx::query_as(

@@ -233,11 +233,16 @@ impl Stack {
 
     /// A user with these limits; returns its id and API key.
     pub async fn user_with_id(&self, direct: i64) -> anyhow::Result<(uuid::Uuid, String)> {
+        self.user_with_limits(direct, 0).await
+    }
+
+    /// A user with these direct and campaign slots; returns its id and API key.
+    pub async fn user_with_limits(&self, direct: i64, campaign: i64) -> anyhow::Result<(uuid::Uuid, String)> {
         let body: Value = self
             .http
             .post(format!("{}/v1/admin/users", self.base_url))
             .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"name": "bench", "direct_call_limit": direct, "campaign_call_limit": 0}))
+            .json(&json!({"name": "bench", "direct_call_limit": direct, "campaign_call_limit": campaign}))
             .send()
             .await?
             .error_for_status()?

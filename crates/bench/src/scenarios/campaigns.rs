@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::bulk::explain;
-use crate::environment::{Stack, ADMIN_TOKEN, AGENT};
+use crate::environment::{Stack, AGENT};
 use crate::profile;
 
 /// Twenty zones around the globe (a national list spans a few; a global one all of these).
@@ -51,18 +51,7 @@ pub const ZONES: [&str; 20] = [
 
 /// A user with these campaign slots; returns its id and key.
 async fn campaign_user(stack: &Stack, campaign_slots: i64, direct: i64) -> anyhow::Result<(Uuid, String)> {
-    let body: Value = stack
-        .http
-        .post(format!("{}/v1/admin/users", stack.base_url))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "bench campaigns", "direct_call_limit": direct, "campaign_call_limit": campaign_slots}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let id = body["user"]["id"].as_str().context("user id")?.parse()?;
-    Ok((id, body["api_key"].as_str().context("api_key")?.to_owned()))
+    stack.user_with_limits(direct, campaign_slots).await
 }
 
 /// Inserts `count` running campaigns of `user`, due now, each with a daily UTC window
