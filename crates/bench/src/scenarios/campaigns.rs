@@ -54,6 +54,13 @@ async fn campaign_user(stack: &Stack, campaign_slots: i64, direct: i64) -> anyho
     stack.user_with_limits(direct, campaign_slots).await
 }
 
+/// `POST /v1/campaigns/{id}/{action}` as the campaign's owner.
+async fn campaign_action(stack: &Stack, key: &str, id: Uuid, action: &str) -> anyhow::Result<()> {
+    let url = format!("{}/v1/campaigns/{id}/{action}", stack.base_url);
+    stack.http.post(url).bearer_auth(key).send().await?.error_for_status()?;
+    Ok(())
+}
+
 /// Inserts `count` running campaigns of `user`, due now, each with a daily UTC window
 /// `[start, end)` (seconds of the day) and `contacts` contacts in a zone whose period counts as
 /// closed (the scheduler's first visit computes it).
@@ -336,21 +343,9 @@ pub async fn large_campaign(
     .await?;
 
     let started_at = Utc::now();
-    stack
-        .http
-        .post(format!("{}/v1/campaigns/{id}/start", stack.base_url))
-        .bearer_auth(&key)
-        .send()
-        .await?
-        .error_for_status()?;
+    campaign_action(stack, &key, id, "start").await?;
     let (pass_ms, _) = passes_over(stack, seconds).await?;
-    stack
-        .http
-        .post(format!("{}/v1/campaigns/{id}/pause", stack.base_url))
-        .bearer_auth(&key)
-        .send()
-        .await?
-        .error_for_status()?;
+    campaign_action(stack, &key, id, "pause").await?;
     let row: (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE c.created_at < $2 + interval '60 seconds'),
                 count(*) FILTER (WHERE NOT ((cc.last_attempt_at AT TIME ZONE cc.timezone)::time >= '09:00'

@@ -46,20 +46,17 @@ pub(crate) async fn end_call(
         Ending::StoppedAtBolna => store::mark_stopped_at_bolna(conn, id).await?,
     }
     crate::campaigns::settle::settle_contact(conn, id, now).await?;
-    release_slot(conn, id, ending.reason(), slots, now).await
+    release_slot(conn, id, ending.reason(), slots).await
 }
 
 /// Frees the slot of `id`, if it holds one, and hands it to the head of the same user's queue of
-/// the same type (`concurrency::release_and_hand_over`). Returns that call, now `initiating`. A
-/// campaign call's campaign is woken first (lock order: campaign, then the user's row).
+/// the same type (`concurrency::release_and_hand_over`). Returns that call, now `initiating`.
 pub(crate) async fn release_slot(
     conn: &mut PgConnection,
     id: CallId,
     reason: &str,
     slots: &SlotPolicy,
-    now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Call>> {
-    crate::campaigns::due::capacity_freed(conn, id, now).await?;
     let handed = concurrency::release_and_hand_over(conn, id, reason, slots).await?;
     match handed.next {
         Some(next) => get_call_by_id(conn, next).await,

@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 use super::model::Campaign;
 use super::window::{parse_tz, OpenPeriod, Window};
-use crate::CallId;
 
 /// A zone's open period: `[opens, closes)`; `closes` is `None` without a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +56,23 @@ impl CallingHours {
     }
 }
 
+/// The periods of `zones` from `now`, as the two columns the zone statements bind.
+struct Periods {
+    opens: Vec<DateTime<Utc>>,
+    closes: Vec<Option<DateTime<Utc>>>,
+}
+
+impl Periods {
+    fn of(campaign: &Campaign, zones: &[String], now: DateTime<Utc>) -> Self {
+        let hours = CallingHours::of(campaign);
+        let periods: Vec<ZonePeriod> = zones.iter().map(|zone| hours.period(zone, now)).collect();
+        Self {
+            opens: periods.iter().map(|p| p.opens).collect(),
+            closes: periods.iter().map(|p| p.closes).collect(),
+        }
+    }
+}
+
 /// The zone key of a contact's time zone (`''`: none of its own).
 pub(crate) fn zone_key(timezone: Option<&str>) -> &str {
     timezone.unwrap_or("")
@@ -70,22 +86,19 @@ pub(crate) async fn add_zones(
     zones: &[String],
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<DateTime<Utc>>> {
-    let hours = CallingHours::of(campaign);
-    let periods: Vec<ZonePeriod> = zones.iter().map(|zone| hours.period(zone, now)).collect();
-    let opens: Vec<DateTime<Utc>> = periods.iter().map(|p| p.opens).collect();
-    let closes: Vec<Option<DateTime<Utc>>> = periods.iter().map(|p| p.closes).collect();
+    let periods = Periods::of(campaign, zones, now);
     sqlx::query!(
         "INSERT INTO campaign_zones (campaign_id, zone, opens, closes)
          SELECT $1, zone, opens, closes FROM UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[]) AS z(zone, opens, closes)
          ON CONFLICT (campaign_id, zone) DO NOTHING",
         campaign.id,
         zones,
-        &opens,
-        &closes as &[Option<DateTime<Utc>>],
+        &periods.opens,
+        &periods.closes as &[Option<DateTime<Utc>>],
     )
     .execute(conn)
     .await?;
-    Ok(periods.iter().map(|p| p.opens.max(now)).min())
+    Ok(periods.opens.iter().map(|opens| (*opens).max(now)).min())
 }
 
 /// Which zones [`rearm_zones`] moves.
@@ -123,18 +136,15 @@ pub(crate) async fn rearm_zones(
     if zones.is_empty() {
         return Ok(0);
     }
-    let hours = CallingHours::of(campaign);
-    let periods: Vec<ZonePeriod> = zones.iter().map(|zone| hours.period(zone, now)).collect();
-    let opens: Vec<DateTime<Utc>> = periods.iter().map(|p| p.opens).collect();
-    let closes: Vec<Option<DateTime<Utc>>> = periods.iter().map(|p| p.closes).collect();
+    let periods = Periods::of(campaign, &zones, now);
     let moved = sqlx::query!(
         "UPDATE campaign_zones z SET opens = p.opens, closes = p.closes
            FROM UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(zone, opens, closes)
           WHERE z.campaign_id = $1 AND z.zone = p.zone",
         campaign.id,
         &zones,
-        &opens,
-        &closes as &[Option<DateTime<Utc>>],
+        &periods.opens,
+        &periods.closes as &[Option<DateTime<Utc>>],
     )
     .execute(conn)
     .await?;
@@ -195,27 +205,6 @@ pub(crate) async fn wake_campaign(
           WHERE id = $1 AND status = 'running' AND (next_due_at IS NULL OR next_due_at > $2)",
         campaign,
         at
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// A call that counted against its campaign's `max_concurrency` no longer does (its line is free,
-/// or it ended while queued): the campaign may dial again at `now`. Nothing for a direct call.
-/// Lock order: the call, then its campaign (before the user's row, which the slot's release takes;
-/// the scheduler takes the campaign, then the user).
-pub(crate) async fn capacity_freed(
-    conn: &mut PgConnection,
-    call: CallId,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE campaigns SET next_due_at = $2
-          WHERE id = (SELECT campaign_id FROM calls WHERE id = $1)
-            AND status = 'running' AND (next_due_at IS NULL OR next_due_at > $2)",
-        call as CallId,
-        now
     )
     .execute(conn)
     .await?;

@@ -252,8 +252,9 @@ impl CallService {
         let row = sqlx::query!(
             r#"SELECT (SELECT count(*) FROM calls WHERE campaign_id = $1
                          AND NOT call_status_is_terminal(status) AND status <> 'call-disconnected') AS "live!",
-                      (SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "recent!",
-                      (SELECT min(last_attempt_at) FROM campaign_contacts WHERE campaign_id = $1 AND last_attempt_at > $2) AS "oldest_recent""#,
+                      recent.n AS "recent!", recent.oldest AS "oldest_recent"
+               FROM (SELECT count(*) AS n, min(last_attempt_at) AS oldest FROM campaign_contacts
+                      WHERE campaign_id = $1 AND last_attempt_at > $2) recent"#,
             campaign.id,
             now - PACING_SPAN
         )

@@ -58,11 +58,16 @@ pub(crate) async fn apply_execution(
         [Written::Done { event_id }] => event_id,
         _ => None,
     };
+    // A campaign call that ends or frees its line no longer counts against its campaign's
+    // concurrency: settling its contact wakes the campaign; a line freed before the end
+    // (`call-disconnected`) wakes it here. Both before the slot's release takes the user's row.
     if decision.ends_the_call() {
         crate::campaigns::settle::settle_contact(conn, call.id, now).await?;
+    } else if let Some(campaign) = call.campaign_id.filter(|_| decision.line_free) {
+        crate::campaigns::due::wake_campaign(conn, campaign, now).await?;
     }
     let next = match decision.line_free {
-        true => release_slot(conn, call.id, &format!("line free: {}", execution.status), slots, now).await?,
+        true => release_slot(conn, call.id, &format!("line free: {}", execution.status), slots).await?,
         false => None,
     };
     let Decision { outcome, detail, .. } = decision;
