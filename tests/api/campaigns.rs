@@ -176,23 +176,74 @@ async fn nothing_is_dialled_outside_the_window_in_the_contacts_own_time_zone_acr
 }
 
 #[tokio::test]
-async fn pacing_holds_calls_per_minute() {
-    let (app, clock) = app_with_clock(at("2026-09-01T10:00:00Z"), false).await;
+async fn pacing_spaces_dials_evenly_and_the_agent_gets_the_contacts_name() {
+    let t0 = at("2026-09-01T10:00:00Z");
+    let (app, clock) = app_with_clock(t0, false).await;
     let user = app.create_user(2, 5).await;
-    let created = create_campaign(&app, &user, json!({"name": "Paced", "agent_id": uuid::Uuid::new_v4(), "max_concurrency": 3, "calls_per_minute": 2})).await;
+    let created = create_campaign(&app, &user, json!({"name": "Paced", "agent_id": uuid::Uuid::new_v4(), "max_concurrency": 3, "calls_per_minute": 6})).await;
     let id = created["id"].as_str().unwrap();
-    add_contacts(&app, &user, id, &numbers("555300", 5)).await;
+    let contacts: Vec<Value> = numbers("555300", 4)
+        .iter()
+        .enumerate()
+        .map(|(n, number)| json!({"phone_number": number, "name": format!("Asha {n}"), "variables": {"plan": "gold"}}))
+        .collect();
+    let added = app
+        .client
+        .post(app.url(&format!("/v1/campaigns/{id}/contacts")))
+        .bearer_auth(&user.key)
+        .json(&json!({"contacts": contacts}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::OK);
     act(&app, &user, id, "start").await;
 
-    eventually("two calls", || app.sim.stats().accepted == 2).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(app.sim.stats().accepted, 2, "no third call within the same minute");
-    clock.advance(TimeDelta::seconds(61));
-    eventually("two more after a minute", || app.sim.stats().accepted == 4).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // 6 per minute: one dial every 10 s of the campaign's clock, moved a second at a time.
+    eventually("the first dial", || app.sim.stats().accepted == 1).await;
+    for _ in 0..32 {
+        clock.advance(TimeDelta::seconds(1));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let dials: Vec<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT last_attempt_at FROM campaign_contacts WHERE campaign_id = $1::uuid ORDER BY last_attempt_at",
+    )
+    .bind(id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let offsets: Vec<i64> = dials.iter().map(|at| (*at - t0).num_milliseconds()).collect();
+    assert_eq!(offsets.len(), 4, "{offsets:?}");
+    for (n, offset) in offsets.iter().enumerate() {
+        let expected = 10_000 * n as i64;
+        assert!(
+            (offset - expected).abs() <= 1_000,
+            "dial {n} at {offset} ms, expected {expected} ± 1,000: {offsets:?}"
+        );
+    }
     assert_eq!(app.sim.stats().accepted, 4);
-    clock.advance(TimeDelta::seconds(61));
-    wait_for_campaign(&app, &user, id, "completed").await;
+
+    let recipient_data: Vec<Value> = sqlx::query_scalar(
+        "SELECT user_data FROM calls WHERE campaign_id = $1::uuid ORDER BY recipient_phone_number",
+    )
+    .bind(id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let executions: Vec<String> = sqlx::query_scalar(
+        "SELECT bolna_execution_id FROM calls WHERE campaign_id = $1::uuid ORDER BY recipient_phone_number",
+    )
+    .bind(id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(recipient_data.len(), 4);
+    for (n, execution) in executions.iter().enumerate() {
+        let at_bolna = app.sim.execution(execution).expect("Bolna has the execution");
+        let sent = at_bolna.context_details.and_then(|c| c.recipient_data).expect("user_data reached Bolna");
+        assert_eq!(sent["name"], format!("Asha {n}"), "{sent}");
+        assert_eq!(sent["plan"], "gold", "{sent}");
+        assert_eq!(sent["switchboard_campaign_id"], id, "{sent}");
+    }
 }
 
 #[tokio::test]

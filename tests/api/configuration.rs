@@ -44,6 +44,7 @@ fn base_file_gives_the_documented_defaults() {
 fn environment_file_overrides_base_and_variables_override_both() {
     let from_files = load(&production(&[])).expect("loads");
     assert_eq!(from_files.server.host, "0.0.0.0", "production.toml beats base.toml");
+    assert_eq!(from_files.webhook.allowed_ips, ["bolna"], "production admits Bolna's addresses only");
 
     let from_env = load(&production(&[
         ("SWITCHBOARD__SERVER__HOST", "10.1.2.3"),

@@ -130,6 +130,8 @@ pub async fn spawn_instance_with_clock(
     settings.bolna.api_key = Some(SecretString::from(BOLNA_KEY));
     settings.bolna.timeout_seconds = 2;
     settings.limits.account_max_concurrent = 50;
+    // Tests start calls far faster than Bolna's 500 a minute; the rate-limit tests set their own.
+    settings.bolna.max_calls_per_minute = 10_000;
     customise(&mut settings);
 
     let application = Application::build_with_clock(settings, clock).await.expect("the application builds");
@@ -157,6 +159,12 @@ pub fn call_body(recipient: &str) -> Value {
 }
 
 impl TestApp {
+    /// Stops this instance's HTTP server and its background work (as a shutdown would); the
+    /// simulator and the database stay.
+    pub async fn stop_server(&self) {
+        self.server.stop(true).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

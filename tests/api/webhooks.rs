@@ -231,6 +231,42 @@ async fn the_source_allow_list_trusts_forwarded_addresses_only_from_trusted_prox
 }
 
 #[tokio::test]
+async fn the_word_bolna_in_the_allow_list_admits_bolnas_addresses_only() {
+    let database = crate::helpers::fresh_database().await;
+    let sim = bolna_sim::Simulator::start(crate::helpers::sim_config(), "127.0.0.1:0").unwrap();
+    let app = spawn_instance(&database, sim, |s| {
+        s.webhook.allowed_ips = vec!["bolna".into()];
+        s.webhook.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let body = fixture("webhook_6_completed.json");
+    let mut answers = Vec::new();
+    for from in ["13.203.39.153", "13.126.9.249", "13.202.133.53", "13.203.39.154", "10.0.0.1", "127.0.0.1"] {
+        let response = app
+            .client
+            .post(app.url("/webhooks/bolna"))
+            .header("X-Webhook-Token", WEBHOOK_TOKEN)
+            .header("X-Forwarded-For", from)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("sent");
+        answers.push((from, response.status().as_u16()));
+    }
+    assert_eq!(
+        answers,
+        [
+            ("13.203.39.153", 200),
+            ("13.126.9.249", 200),
+            ("13.202.133.53", 200),
+            ("13.203.39.154", 403),
+            ("10.0.0.1", 403),
+            ("127.0.0.1", 403)
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_webhook_naming_our_call_for_another_execution_is_not_applied_to_it() {
     let app = crate::helpers::spawn_app().await;
     let user = app.create_user(1, 0).await;

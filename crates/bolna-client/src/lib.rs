@@ -22,3 +22,8 @@ pub use client::{
 pub use error::{BolnaError, StartOutcome};
 pub use models::*;
 pub use retry::RetryPolicy;
+
+/// The addresses Bolna posts webhooks from, as its documentation publishes them (two of its pages
+/// list them, not identically; this is their union). `webhook.allowed_ips` names them with the word
+/// `bolna`. Bolna signs no webhook, so this list and a shared secret are what identify it.
+pub const WEBHOOK_SOURCE_ADDRESSES: [&str; 3] = ["13.203.39.153", "13.126.9.249", "13.202.133.53"];

@@ -80,6 +80,14 @@ async fn start_call(request: HttpRequest, state: State, body: web::Bytes) -> Htt
     if let Some(denied) = denied(&request, &state) {
         return denied;
     }
+    if let Some(limit) = state.config().rate_limit {
+        if let Err(retry_after) = state.take_rate(limit) {
+            state.stats().rate_limited += 1;
+            return HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", retry_after.as_secs_f64().ceil().max(1.0).to_string()))
+                .json(json!({"error": 429, "message": "Rate limit exceeded"}));
+        }
+    }
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(_) => return error(StatusCode::BAD_REQUEST, 1000, "Invalid JSON body"),

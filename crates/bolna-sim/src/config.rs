@@ -26,6 +26,61 @@ pub struct SimConfig {
     /// The transcript a completed call carries (any text: a test may put a NUL character in it).
     #[serde(default = "default_transcript")]
     pub transcript: String,
+    /// Bolna's rate limit on `POST /call`: above it, `429` with `Retry-After`. `None`: no limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// The agent's calling guardrails: a call outside them (in the recipient's time zone) becomes
+    /// `rescheduled` and waits there for the next start hour. `None`: no guardrails.
+    #[serde(default)]
+    pub guardrails: Option<CallingHours>,
+}
+
+/// At most `calls` requests in any `window_ms` (real milliseconds: not scaled by `speed`, so a test
+/// can shrink Bolna's minute on its own).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub calls: u32,
+    pub window_ms: u64,
+}
+
+impl RateLimit {
+    /// Bolna's: `calls` per minute.
+    pub fn per_minute(calls: u32) -> Self {
+        Self { calls, window_ms: 60_000 }
+    }
+}
+
+/// Bolna's `call_start_hour`/`call_end_hour`: calls may start from the start hour until the end
+/// hour, in the recipient's local time (see [`recipient_utc_offset_minutes`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct CallingHours {
+    pub start_hour: u32,
+    pub end_hour: u32,
+}
+
+impl CallingHours {
+    /// How long until the window opens for `recipient` at `now` (zero: open now).
+    pub fn wait(&self, recipient: &str, now: chrono::DateTime<chrono::Utc>) -> Duration {
+        use chrono::Timelike;
+        let offset = chrono::TimeDelta::minutes(recipient_utc_offset_minutes(recipient));
+        let local = now + offset;
+        let minute_of_day = i64::from(local.hour() * 60 + local.minute());
+        let (start, end) = (i64::from(self.start_hour) * 60, i64::from(self.end_hour) * 60);
+        if (start..end).contains(&minute_of_day) {
+            return Duration::ZERO;
+        }
+        let minutes = (start - minute_of_day).rem_euclid(24 * 60);
+        Duration::from_secs((minutes * 60) as u64)
+            .saturating_sub(Duration::from_secs(u64::from(local.second())))
+    }
+}
+
+/// Bolna finds the recipient's time zone from the number; the simulator knows a few country codes
+/// (fixed offsets, no daylight saving): India, the US East coast for +1, the UK, Colombia,
+/// Singapore; anything else is UTC.
+pub fn recipient_utc_offset_minutes(recipient: &str) -> i64 {
+    const ZONES: [(&str, i64); 5] = [("+91", 330), ("+1", -300), ("+44", 0), ("+57", -300), ("+65", 480)];
+    ZONES.iter().find(|(code, _)| recipient.starts_with(code)).map_or(0, |(_, offset)| *offset)
 }
 
 fn default_transcript() -> String {
@@ -97,6 +152,8 @@ impl Default for SimConfig {
             webhook_max_attempts: 8,
             wallet: 100.0,
             transcript: default_transcript(),
+            rate_limit: None,
+            guardrails: None,
         }
     }
 }
@@ -106,5 +163,26 @@ impl SimConfig {
     pub fn scaled(&self, millis: u64) -> Duration {
         let speed = if self.speed.is_finite() && self.speed > 0.0 { self.speed } else { 1.0 };
         Duration::from_secs_f64(millis as f64 / 1000.0 / speed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn calling_hours_are_the_recipients_local_hours() {
+        let hours = CallingHours { start_hour: 9, end_hour: 17 };
+        // 04:00 UTC is 09:30 in India: open. 03:00 UTC is 08:30: opens in 30 minutes.
+        assert_eq!(hours.wait("+919812345678", at("2026-12-03T04:00:00Z")), Duration::ZERO);
+        assert_eq!(hours.wait("+919812345678", at("2026-12-03T03:00:00Z")), Duration::from_secs(1800));
+        // 23:00 UTC is 18:00 in New York: closed until 09:00, 15 hours later.
+        assert_eq!(hours.wait("+15550001111", at("2026-12-03T23:00:00Z")), Duration::from_secs(15 * 3600));
+        // 17:00 local is already closed (the end hour is exclusive).
+        assert_eq!(hours.wait("+447700900000", at("2026-12-03T17:00:00Z")), Duration::from_secs(16 * 3600));
     }
 }

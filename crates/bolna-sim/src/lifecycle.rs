@@ -2,7 +2,8 @@
 //! `queued → initiated → ringing → in-progress → call-disconnected → completed`, or an early exit
 //! (`no-answer`, `busy`, `failed` after ringing; `balance-low` before dialling; `stopped` while
 //! queued). Every status change is posted as a webhook. Above the account's concurrency, calls
-//! wait in `queued` for a line, first come first served.
+//! wait in `queued` for a line, first come first served. Outside the agent's calling hours a call
+//! goes `queued → rescheduled` and waits, holding no line, for the next start hour (or a stop).
 
 use std::sync::Arc;
 
@@ -54,9 +55,16 @@ pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Execut
     let wake = Arc::new(Notify::new());
     let (deliveries, receiver) = mpsc::unbounded_channel();
     state.stats().opened(&request.agent_id, &request.recipient_phone_number);
-    let outcome = forced.unwrap_or_else(|| pick(&state.config().outcomes));
+    let config = state.config();
+    let outcome = forced.unwrap_or_else(|| pick(&config.outcomes));
+    let dialled = outcome != ExecutionStatus::Known(BolnaStatus::BalanceLow);
+    // Outside the agent's calling hours the call waits for them, and only then for a line.
+    let deferred = config
+        .guardrails
+        .map(|hours| hours.wait(&request.recipient_phone_number, now))
+        .filter(|wait| dialled && !wait.is_zero());
     // Balance-low calls are never dialled: they take no place in the line queue.
-    let ticket = (outcome != ExecutionStatus::Known(BolnaStatus::BalanceLow)).then(|| state.lines.enqueue());
+    let ticket = (dialled && deferred.is_none()).then(|| state.lines.enqueue());
     state.executions().insert(
         id.clone(),
         SimExecution {
@@ -70,7 +78,7 @@ pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Execut
         },
     );
     tokio::spawn(crate::webhooks::deliver_in_order(state.clone(), receiver));
-    tokio::spawn(run(state.clone(), id.clone(), outcome, wake, ticket));
+    tokio::spawn(run(state.clone(), id.clone(), outcome, wake, ticket, deferred));
     id
 }
 
@@ -80,9 +88,24 @@ async fn run(
     outcome: ExecutionStatus,
     wake: Arc<Notify>,
     ticket: Option<Ticket>,
+    deferred: Option<std::time::Duration>,
 ) {
     let config = state.config();
     emit(&state, &id, ExecutionStatus::Known(BolnaStatus::Queued), |_| {});
+    let ticket = match deferred {
+        Some(wait) => {
+            state.stats().rescheduled += 1;
+            emit(&state, &id, ExecutionStatus::Known(BolnaStatus::Rescheduled), |_| {});
+            tokio::select! {
+                () = tokio::time::sleep(wait) => Some(state.lines.enqueue()),
+                () = wait_for_stop(&state, &id, &wake) => {
+                    finish(&state, &id, ExecutionStatus::Known(BolnaStatus::Stopped), |_| {});
+                    return;
+                }
+            }
+        }
+        None => ticket,
+    };
     let Some(ticket) = ticket else {
         tokio::time::sleep(config.scaled(config.timings.queued_to_initiated_ms)).await;
         finish(&state, &id, ExecutionStatus::Known(BolnaStatus::BalanceLow), |e| {
@@ -114,7 +137,16 @@ async fn run(
         finish(&state, &id, ExecutionStatus::Known(BolnaStatus::Stopped), |_| {});
         return;
     }
-    tokio::time::sleep(config.scaled(config.timings.queued_to_initiated_ms)).await;
+    // Still `queued` until it dials: a stop in the meantime wins.
+    tokio::select! {
+        () = tokio::time::sleep(config.scaled(config.timings.queued_to_initiated_ms)) => {}
+        () = wait_for_stop(&state, &id, &wake) => {
+            drop(line);
+            finish(&state, &id, ExecutionStatus::Known(BolnaStatus::Stopped), |_| {});
+            return;
+        }
+    }
+    state.stats().dialled += 1;
     emit(&state, &id, ExecutionStatus::Known(BolnaStatus::Initiated), |e| {
         if let Some(t) = e.telephony_data.as_mut() {
             t.provider_call_id = Some(uuid::Uuid::new_v4().to_string());

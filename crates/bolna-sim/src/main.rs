@@ -27,6 +27,9 @@ struct Args {
     /// Keep answered calls live until POST /_sim/hangup.
     #[arg(long, env = "BOLNA_SIM_HOLD_CALLS")]
     hold_calls: bool,
+    /// Bolna's rate limit on POST /call per minute (429 above it); 0 turns it off.
+    #[arg(long, env = "BOLNA_SIM_MAX_CALLS_PER_MINUTE", default_value_t = 500)]
+    max_calls_per_minute: u32,
 }
 
 #[tokio::main]
@@ -38,6 +41,8 @@ async fn main() -> anyhow::Result<()> {
         account_concurrency: args.account_concurrency,
         speed: args.speed,
         hold_calls: args.hold_calls,
+        rate_limit: (args.max_calls_per_minute > 0)
+            .then(|| bolna_sim::RateLimit::per_minute(args.max_calls_per_minute)),
         webhook: args.webhook_url.map(|url| bolna_sim::WebhookTarget {
             url,
             header: args.webhook_token.map(|token| ("X-Webhook-Token".to_owned(), token)),

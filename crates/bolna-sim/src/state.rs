@@ -36,6 +36,8 @@ pub struct SimState {
     pub lines: Lines,
     pub faults: Mutex<FaultState>,
     pub stats: Mutex<Stats>,
+    /// When the `POST /call` requests of the current rate window arrived.
+    pub recent_requests: Mutex<std::collections::VecDeque<std::time::Instant>>,
     pub http: reqwest::Client,
 }
 
@@ -48,6 +50,7 @@ impl SimState {
             lines,
             faults: Mutex::new(FaultState::default()),
             stats: Mutex::new(Stats::default()),
+            recent_requests: Mutex::new(std::collections::VecDeque::new()),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
@@ -65,6 +68,22 @@ impl SimState {
 
     pub fn faults(&self) -> MutexGuard<'_, FaultState> {
         self.faults.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a `POST /call` against the rate limit: `Err(retry after)` when it is over.
+    pub fn take_rate(&self, limit: crate::config::RateLimit) -> Result<(), std::time::Duration> {
+        let now = std::time::Instant::now();
+        let window = std::time::Duration::from_millis(limit.window_ms);
+        let mut recent = self.recent_requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while recent.front().is_some_and(|at| now.duration_since(*at) >= window) {
+            recent.pop_front();
+        }
+        if recent.len() >= limit.calls as usize {
+            let oldest = recent.front().copied().unwrap_or(now);
+            return Err(window.saturating_sub(now.duration_since(oldest)));
+        }
+        recent.push_back(now);
+        Ok(())
     }
 
     pub fn stats(&self) -> MutexGuard<'_, Stats> {

@@ -12,6 +12,12 @@ const MAX_WEBHOOK_RECORDS: usize = 200_000;
 pub struct Stats {
     /// `POST /call` requests received (including refused ones).
     pub call_requests: u64,
+    /// `POST /call` requests refused with `429` by the rate limit.
+    pub rate_limited: u64,
+    /// Executions Bolna deferred to the agent's calling hours (`rescheduled`).
+    pub rescheduled: u64,
+    /// Executions dialled (`initiated`): a rescheduled one stopped in time never is.
+    pub dialled: u64,
     /// Executions created.
     pub accepted: u64,
     /// Accepted executions per recipient number: above 1 means someone was dialled twice.

@@ -527,3 +527,59 @@ async fn bolna_can_go_away_refusing_connections_and_come_back_with_its_execution
     assert!(s.client.start_call(&call("+15550001403")).await.is_ok());
     s.sim.hang_up_all();
 }
+
+#[tokio::test]
+async fn post_call_over_the_rate_limit_is_429_with_retry_after_until_the_window_moves_on() {
+    let s = setup(|c| c.rate_limit = Some(bolna_sim::RateLimit { calls: 3, window_ms: 1_000 })).await;
+    let http = reqwest::Client::new();
+    let send = |n: u32| {
+        http.post(format!("{}/call", s.sim.base_url()))
+            .bearer_auth(KEY)
+            .json(&json!({"agent_id": "agent-1", "recipient_phone_number": format!("+1555000030{n}")}))
+            .send()
+    };
+    let mut codes = Vec::new();
+    for n in 0..3 {
+        codes.push(send(n).await.unwrap().status().as_u16());
+    }
+    let refused = send(3).await.unwrap();
+    assert_eq!(codes, [200, 200, 200]);
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(s.sim.stats().rate_limited, 1);
+    assert_eq!(s.sim.stats().accepted, 3);
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
+    assert_eq!(send(4).await.unwrap().status().as_u16(), 200, "the window moved on");
+}
+
+#[tokio::test]
+async fn outside_the_agents_hours_a_call_is_rescheduled_takes_no_line_and_stops_on_request() {
+    use chrono::Timelike;
+    // Open for two hours from now in London; an Indian number is five and a half hours ahead.
+    let hour = chrono::Utc::now().hour();
+    let s = setup(|c| {
+        c.guardrails = Some(bolna_sim::CallingHours { start_hour: hour, end_hour: (hour + 2).min(24) });
+        c.hold_calls = true;
+    })
+    .await;
+    let deferred = s.client.start_call(&call("+919812300002")).await.unwrap().execution_id;
+    let now = s.client.start_call(&call("+447700900002")).await.unwrap().execution_id;
+    wait_until("rescheduled", || {
+        s.sim.execution(&deferred).unwrap().status == ExecutionStatus::Known(BolnaStatus::Rescheduled)
+    })
+    .await;
+    wait_until("the other is live", || {
+        s.sim.execution(&now).unwrap().status == ExecutionStatus::Known(BolnaStatus::InProgress)
+    })
+    .await;
+    assert_eq!(s.sim.stats().lines_in_use, 1, "a rescheduled call holds no line");
+
+    s.client.stop_call(&deferred).await.expect("a rescheduled call can be stopped");
+    wait_until("stopped", || {
+        s.sim.execution(&deferred).unwrap().status == ExecutionStatus::Known(BolnaStatus::Stopped)
+    })
+    .await;
+    let stats = s.sim.stats();
+    assert_eq!((stats.rescheduled, stats.dialled), (1, 1));
+    s.sim.hang_up_all();
+}

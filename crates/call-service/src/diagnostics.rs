@@ -24,7 +24,18 @@ pub struct Diagnostics {
     pub queued_calls: i64,
     pub oldest_queued_age_seconds: Option<f64>,
     pub account_lines_in_use: i64,
+    /// The lines used now: `account_lines_configured`, or Bolna's figure when lower.
     pub account_lines: i64,
+    /// `limits.account_max_concurrent`.
+    pub account_lines_configured: i64,
+    /// Bolna's `concurrency.max` from `GET /user/me` (`None` until it has answered).
+    pub bolna_account_concurrency_max: Option<i64>,
+    /// When `GET /user/me` last answered.
+    pub bolna_account_checked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `bolna.max_calls_per_minute`, and the send tokens free now.
+    pub bolna_max_calls_per_minute: i64,
+    pub bolna_send_tokens_free: i64,
+    pub scheduled_calls: i64,
     pub bolna_circuit_open: bool,
 }
 
@@ -44,11 +55,15 @@ impl CallService {
                     FROM webhook_events WHERE processed_at IS NOT NULL AND received_at > now() - interval '1 hour') AS "lag_p99",
                  (SELECT count(*) FROM calls WHERE reconcile_reason IS NOT NULL) AS "reconciling!",
                  (SELECT count(*) FROM slot_queue) AS "queued!",
-                 (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM slot_queue) AS "oldest_queued""#,
+                 (SELECT EXTRACT(EPOCH FROM now() - min(due_at))::float8 FROM slot_queue) AS "oldest_queued",
+                 (SELECT count(*) FROM calls WHERE status = 'scheduled') AS "scheduled!""#,
             stale_after_seconds as f64
         )
         .fetch_one(&mut *conn)
         .await?;
+        let policy = self.slot_policy();
+        let tokens = concurrency::send_tokens(&mut conn, &policy).await?;
+        let account = self.bolna_account();
         Ok(Diagnostics {
             slots_held_over_an_hour: ledger.held_over_an_hour,
             slots_missing_execution_id: ledger.missing_execution_id,
@@ -61,7 +76,13 @@ impl CallService {
             queued_calls: row.queued,
             oldest_queued_age_seconds: row.oldest_queued,
             account_lines_in_use: ledger.lines_in_use,
-            account_lines: i64::from(self.config().account_lines),
+            account_lines: i64::from(policy.account_lines),
+            account_lines_configured: i64::from(self.config().account_lines),
+            bolna_account_concurrency_max: account.and_then(|a| a.concurrency_max).map(i64::from),
+            bolna_account_checked_at: account.map(|a| a.checked_at),
+            bolna_max_calls_per_minute: i64::from(policy.send_tokens),
+            bolna_send_tokens_free: tokens.free,
+            scheduled_calls: row.scheduled,
             bolna_circuit_open: self.bolna_is_held_back(),
         })
     }
@@ -75,7 +96,7 @@ impl CallService {
         let queues = sqlx::query!(
             r#"SELECT t.call_type AS "call_type!: crate::CallType",
                       (SELECT count(*) FROM slot_queue q WHERE q.call_type = t.call_type) AS "queued!",
-                      (SELECT EXTRACT(EPOCH FROM now() - min(q.created_at))::float8 FROM slot_queue q
+                      (SELECT EXTRACT(EPOCH FROM now() - min(q.due_at))::float8 FROM slot_queue q
                         WHERE q.call_type = t.call_type) AS "oldest",
                       (SELECT COALESCE(sum(CASE t.call_type WHEN 'direct' THEN u.direct_call_limit ELSE u.campaign_call_limit END), 0)
                          FROM users u)::bigint AS "limits!"
@@ -96,7 +117,17 @@ impl CallService {
         .fetch_one(&mut *conn)
         .await?;
         metrics.account_lines_in_use.set(ledger.lines_in_use);
-        metrics.account_lines.set(i64::from(self.config().account_lines));
+        let policy = self.slot_policy();
+        let tokens = concurrency::send_tokens(&mut conn, &policy).await?;
+        let scheduled =
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM calls WHERE status = 'scheduled'"#)
+                .fetch_one(&mut *conn)
+                .await?;
+        metrics.account_lines.set(i64::from(policy.account_lines));
+        metrics.account_lines_configured.set(i64::from(self.config().account_lines));
+        metrics.send_tokens.set(i64::from(policy.send_tokens));
+        metrics.send_tokens_free.set(tokens.free);
+        metrics.scheduled_calls.set(scheduled);
         metrics.unapplied_webhook_events.set(unapplied);
         self.bolna_is_held_back();
         Ok(metrics.encode())

@@ -5,6 +5,7 @@
 // Lets `select_call!` name this crate's types by path from inside the crate too.
 extern crate self as call_service;
 
+pub mod account;
 mod batch;
 mod bolna_gate;
 pub mod calls;
@@ -26,6 +27,7 @@ pub use batch::BatchConfig;
 pub use bolna_gate::GateConfig;
 pub use concurrency::{CallId, CallType, UserId};
 pub use diagnostics::Diagnostics;
+pub use dispatch::DispatchPass;
 pub use error::CallError;
 pub use phone::PhoneNumber;
 pub use reconcile::PassReport;

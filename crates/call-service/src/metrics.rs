@@ -38,6 +38,12 @@ pub struct Metrics {
     pub slot_limits: IntGaugeVec,
     pub account_lines_in_use: IntGauge,
     pub account_lines: IntGauge,
+    pub account_lines_configured: IntGauge,
+    pub bolna_account_concurrency: IntGauge,
+    pub send_tokens_free: IntGauge,
+    pub send_tokens: IntGauge,
+    pub rate_limit_waits: prometheus::IntCounter,
+    pub scheduled_calls: IntGauge,
     pub queue_depth: IntGaugeVec,
     pub oldest_queued_seconds: prometheus::GaugeVec,
     pub unapplied_webhook_events: IntGauge,
@@ -130,9 +136,36 @@ impl Metrics {
             .expect(DEFINITION),
             account_lines: IntGauge::new(
                 "account_lines",
+                "Account lines in use now: limits.account_max_concurrent, or Bolna's concurrency.max when lower",
+            )
+            .expect(DEFINITION),
+            account_lines_configured: IntGauge::new(
+                "account_lines_configured",
                 "Account lines configured (limits.account_max_concurrent)",
             )
             .expect(DEFINITION),
+            bolna_account_concurrency: IntGauge::new(
+                "bolna_account_concurrency_max",
+                "Bolna's account concurrency from GET /user/me (0: not read yet)",
+            )
+            .expect(DEFINITION),
+            send_tokens_free: IntGauge::new(
+                "bolna_send_tokens_free",
+                "Send tokens free now: POST /call Switchboard may still send in Bolna's rate window",
+            )
+            .expect(DEFINITION),
+            send_tokens: IntGauge::new(
+                "bolna_send_tokens",
+                "Send tokens per rate window (bolna.max_calls_per_minute)",
+            )
+            .expect(DEFINITION),
+            rate_limit_waits: prometheus::IntCounter::new(
+                "bolna_rate_limit_waits_total",
+                "Times a queued call could not start because Bolna's rate limit was used up",
+            )
+            .expect(DEFINITION),
+            scheduled_calls: IntGauge::new("scheduled_calls", "Calls waiting for their scheduled time")
+                .expect(DEFINITION),
             queue_depth: IntGaugeVec::new(
                 Opts::new("queue_depth", "Calls waiting for a slot by call type"),
                 &["call_type"],
@@ -180,6 +213,12 @@ impl Metrics {
             Box::new(self.slot_limits.clone()),
             Box::new(self.account_lines_in_use.clone()),
             Box::new(self.account_lines.clone()),
+            Box::new(self.account_lines_configured.clone()),
+            Box::new(self.bolna_account_concurrency.clone()),
+            Box::new(self.send_tokens_free.clone()),
+            Box::new(self.send_tokens.clone()),
+            Box::new(self.rate_limit_waits.clone()),
+            Box::new(self.scheduled_calls.clone()),
             Box::new(self.queue_depth.clone()),
             Box::new(self.oldest_queued_seconds.clone()),
             Box::new(self.unapplied_webhook_events.clone()),

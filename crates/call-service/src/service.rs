@@ -1,5 +1,6 @@
 //! `CallService`: the handle the web layer and the background tasks share (cheap to clone).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +21,13 @@ use crate::webhooks::batched::{apply_live_batch, LiveOutcome, LiveWebhook};
 /// The knobs of the call lifecycle.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// `limits.account_max_concurrent`: the account's lines.
+    /// `limits.account_max_concurrent`: the account's lines (lowered to Bolna's own figure when
+    /// `GET /user/me` reports less; see `account`).
     pub account_lines: u32,
+    /// `bolna.max_calls_per_minute`: `POST /call` per `rate_window`, all instances together.
+    pub max_calls_per_minute: u32,
+    /// Bolna's rate window: a minute. Tests shorten it to run a minute of traffic in seconds.
+    pub rate_window: Duration,
     /// `reconciler.lease_seconds`: a slot's lease past its last event.
     pub lease: Duration,
     /// How often each dispatcher looks at the queue without being notified.
@@ -59,10 +65,34 @@ impl Default for ReconcilerConfig {
     }
 }
 
+/// A send token is held this much longer than Bolna's window: the request reaches Bolna a little
+/// after its token was taken, and a later one could otherwise land inside the same window.
+pub const SEND_MARGIN: Duration = Duration::from_secs(1);
+
 impl ServiceConfig {
-    /// What the slot ledger needs of the configuration.
-    pub fn slot_policy(&self) -> SlotPolicy {
-        SlotPolicy { account_lines: self.account_lines, lease: self.lease }
+    /// What the slot ledger needs of the configuration, with `account_lines` as the lines.
+    pub fn slot_policy(&self, account_lines: u32) -> SlotPolicy {
+        SlotPolicy {
+            account_lines,
+            send_tokens: self.max_calls_per_minute.max(1),
+            send_window: self.rate_window + SEND_MARGIN,
+            lease: self.lease,
+        }
+    }
+}
+
+/// The account's lines in use now: the configured figure, or Bolna's own when that is lower. Shared
+/// by the service and its admission batches.
+#[derive(Debug)]
+pub(crate) struct AccountLines(AtomicU32);
+
+impl AccountLines {
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, lines: u32) {
+        self.0.store(lines, Ordering::Relaxed);
     }
 }
 
@@ -70,6 +100,8 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             account_lines: 10,
+            max_calls_per_minute: 500,
+            rate_window: Duration::from_secs(60),
             lease: Duration::from_secs(900),
             dispatch_tick: Duration::from_millis(500),
             dispatch_batch: 100,
@@ -98,6 +130,9 @@ pub(crate) struct Inner {
     pub runtime: tokio::runtime::Handle,
     pub metrics: Metrics,
     pub gate: BolnaGate,
+    pub account_lines: Arc<AccountLines>,
+    /// What `GET /user/me` last said of Bolna's account concurrency.
+    pub bolna_account: std::sync::Mutex<Option<crate::account::BolnaAccount>>,
     /// Admissions, gathered into batches (one statement each).
     pub admissions: Batcher<AdmissionRequest, Admitted>,
     /// Bolna's acceptances to record, gathered into batches.
@@ -115,8 +150,9 @@ impl CallService {
         let gate = BolnaGate::new(config.gate);
         let runtime = tokio::runtime::Handle::current();
         let metrics = Metrics::new();
+        let account_lines = Arc::new(AccountLines(AtomicU32::new(config.account_lines)));
         let admissions = {
-            let (pool, settings) = (batch_pool.clone(), config.slot_policy());
+            let (pool, config, lines) = (batch_pool.clone(), config.clone(), account_lines.clone());
             Batcher::start(
                 "admit",
                 config.batch,
@@ -124,7 +160,8 @@ impl CallService {
                 metrics.batch_observer("admit"),
                 move |requests| {
                     let pool = pool.clone();
-                    async move { admit_batch(&pool, settings, requests).await }
+                    let policy = config.slot_policy(lines.get());
+                    async move { admit_batch(&pool, policy, requests).await }
                 },
             )
         };
@@ -163,6 +200,8 @@ impl CallService {
                 runtime,
                 metrics,
                 gate,
+                account_lines,
+                bolna_account: std::sync::Mutex::new(None),
                 admissions,
                 records,
                 webhooks,
@@ -178,9 +217,9 @@ impl CallService {
         &self.inner.config
     }
 
-    /// The account's lines and a slot's lease, for the slot ledger.
+    /// The account's lines, Bolna's rate limit and a slot's lease, for the slot ledger.
     pub(crate) fn slot_policy(&self) -> SlotPolicy {
-        self.inner.config.slot_policy()
+        self.inner.config.slot_policy(self.inner.account_lines.get())
     }
 
     /// Now, by the service's clock (the campaign scheduler's windows and retries use it).
@@ -236,10 +275,13 @@ impl CallService {
         result
     }
 
-    /// Sizes the account line pool from the configuration (at start-up).
+    /// Sizes the account line pool and the send token pool (at start-up, and when Bolna's account
+    /// concurrency changes the lines).
     pub async fn prepare(&self) -> sqlx::Result<()> {
         let mut conn = self.inner.pool.acquire().await?;
-        concurrency::sync_account_pool(&mut conn, self.inner.config.account_lines).await
+        let policy = self.slot_policy();
+        concurrency::sync_account_pool(&mut conn, policy.account_lines).await?;
+        concurrency::sync_send_tokens(&mut conn, policy.send_tokens).await
     }
 
     /// Runs a use case as a tracked task on the main runtime and waits for its result. A use case

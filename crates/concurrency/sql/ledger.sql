@@ -7,29 +7,33 @@
 -- Tables (only crates/concurrency reads or writes them):
 --   active_calls   one row per held slot (id = the call's id): user, call type, Bolna's execution
 --                  ID, and a lease the reconciler checks when it runs out;
---   account_slots  one row per account line (Bolna's account concurrency), naming the call on it.
+--   account_slots  one row per account line (Bolna's account concurrency), naming the call on it;
+--   bolna_send_tokens  one row per `POST /call` Bolna allows in its rate window, with when it was
+--                  last taken.
 -- The queue is not a table: it is the calls waiting for a slot (slot_queue below).
 --
 -- Lock order, on every path: a call's row, then its slot, then its user's row. Queued calls and
 -- account lines are only ever locked with SKIP LOCKED, so they never wait.
 
 -- Rule 1, the queue: a call waits for a slot while it is `queued` (Switchboard's own status; a
--- call Bolna has accepted is `placed`). Served by the partial indexes idx_calls_queue and
--- idx_calls_queue_fifo.
+-- call Bolna has accepted is `placed`, one waiting for its time is `scheduled`). Its place is set
+-- by when it asked to start (due_at): its scheduled time, else its creation. Served by the partial
+-- indexes idx_calls_queue and idx_calls_queue_fifo.
 CREATE OR REPLACE VIEW slot_queue AS
-    SELECT c.id, c.user_id, c.call_type, c.created_at
+    SELECT c.id, c.user_id, c.call_type, coalesce(c.scheduled_at, c.created_at) AS due_at
       FROM calls c
      WHERE c.status = 'queued';
 
--- Rule 2, FIFO: the head of a user's queue of one call type is its oldest waiting call. A new call
--- may take a free slot only when its queue is empty; a freed slot goes to the head.
+-- Rule 2, FIFO: the head of a user's queue of one call type is the call that has waited longest
+-- (the earliest due_at). A new call may take a free slot only when its queue is empty; a freed slot
+-- goes to the head.
 CREATE OR REPLACE FUNCTION slot_queue_head(p_user uuid, p_call_type text)
-RETURNS TABLE (id uuid, created_at timestamptz)
+RETURNS TABLE (id uuid, due_at timestamptz)
 LANGUAGE sql STABLE AS $$
-    SELECT q.id, q.created_at
+    SELECT q.id, q.due_at
       FROM slot_queue q
      WHERE q.user_id = p_user AND q.call_type = p_call_type
-     ORDER BY q.created_at, q.id
+     ORDER BY q.due_at, q.id
      LIMIT 1
 $$;
 
@@ -75,10 +79,44 @@ BEGIN
 END
 $$;
 
--- Taking slots: each call gets its slot row, with the lease running from now, and the line
--- claim_account_lines locked for it (the slot copies the call's user and type). A call that does
--- not exist (its insert lost an Idempotency-Key race) takes nothing: its line stays free.
-CREATE OR REPLACE FUNCTION take_slots(p_calls uuid[], p_lines integer[], p_lease_seconds double precision)
+-- Rule 5, Bolna's rate limit (bolna.max_calls_per_minute, for every instance together): locks up
+-- to p_wanted send tokens numbered 1..p_tokens that no call took in the last p_window_seconds, and
+-- returns them. A call takes one with its slot and keeps it for the window, so no window of that
+-- length starts more calls than there are tokens. Searched like the lines (a random start, SKIP
+-- LOCKED), so admissions of different users do not queue on one counter row.
+CREATE OR REPLACE FUNCTION claim_send_tokens(p_wanted integer, p_tokens integer, p_window_seconds double precision)
+RETURNS integer[]
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_start integer := 1 + floor(random() * p_tokens)::integer;
+    v_free_since timestamptz := now() - make_interval(secs => p_window_seconds);
+    v_tokens integer[];
+    v_more integer[];
+BEGIN
+    IF p_wanted <= 0 THEN
+        RETURN '{}';
+    END IF;
+    SELECT coalesce(array_agg(t.token_no), '{}') INTO v_tokens FROM (
+        SELECT b.token_no FROM bolna_send_tokens b
+         WHERE b.taken_at <= v_free_since AND b.token_no >= v_start AND b.token_no <= p_tokens
+         ORDER BY b.token_no LIMIT p_wanted FOR UPDATE SKIP LOCKED) t;
+    IF cardinality(v_tokens) < p_wanted THEN
+        SELECT coalesce(array_agg(t.token_no), '{}') INTO v_more FROM (
+            SELECT b.token_no FROM bolna_send_tokens b
+             WHERE b.taken_at <= v_free_since AND b.token_no < v_start
+             ORDER BY b.token_no LIMIT p_wanted - cardinality(v_tokens) FOR UPDATE SKIP LOCKED) t;
+        v_tokens := v_tokens || v_more;
+    END IF;
+    RETURN v_tokens;
+END
+$$;
+
+-- Taking slots: each call gets its slot row, with the lease running from now, the line
+-- claim_account_lines locked for it (the slot copies the call's user and type), and the send token
+-- claim_send_tokens locked for it, taken from now. A call that does not exist (its insert lost an
+-- Idempotency-Key race) takes nothing: its line and token stay free.
+CREATE OR REPLACE FUNCTION take_slots(
+    p_calls uuid[], p_lines integer[], p_tokens integer[], p_lease_seconds double precision)
 RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -86,21 +124,28 @@ BEGIN
         INSERT INTO active_calls (id, user_id, call_type, started_at, lease_expires_at)
         SELECT c.id, c.user_id, c.call_type, now(), now() + make_interval(secs => p_lease_seconds)
           FROM unnest(p_calls) AS t(id) JOIN calls c ON c.id = t.id
-        RETURNING id)
-    UPDATE account_slots s SET call_id = t.id, claimed_at = now()
-      FROM unnest(p_calls, p_lines) AS t(id, line) JOIN taken USING (id)
-     WHERE s.slot_no = t.line;
+        RETURNING id),
+    lines AS (
+        UPDATE account_slots s SET call_id = t.id, claimed_at = now()
+          FROM unnest(p_calls, p_lines) AS t(id, line) JOIN taken USING (id)
+         WHERE s.slot_no = t.line)
+    UPDATE bolna_send_tokens b SET taken_at = now()
+      FROM unnest(p_calls, p_tokens) AS t(id, token) JOIN taken USING (id)
+     WHERE b.token_no = t.token;
 END
 $$;
 
--- Reserving a slot for an existing call (rules 3 and 4). outcome: 'reserved' (also when it held
--- one already), 'user_limit' (with active and call_limit), 'account_limit', 'unknown_user'.
+-- Reserving a slot for an existing call (rules 3 to 5). outcome: 'reserved' (also when it held
+-- one already), 'user_limit' (with active and call_limit), 'rate_limit', 'account_limit',
+-- 'unknown_user'.
 CREATE OR REPLACE FUNCTION reserve_call_slot(
-    p_user uuid, p_call_type text, p_call uuid, p_account_lines integer, p_lease_seconds double precision,
+    p_user uuid, p_call_type text, p_call uuid, p_account_lines integer, p_send_tokens integer,
+    p_send_window_seconds double precision, p_lease_seconds double precision,
     OUT outcome text, OUT active bigint, OUT call_limit integer)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_free bigint;
+    v_tokens integer[];
     v_lines integer[];
 BEGIN
     -- Serialises this user's reservations across all instances until the caller commits.
@@ -121,12 +166,17 @@ BEGIN
         active := call_limit - v_free;
         RETURN;
     END IF;
+    v_tokens := claim_send_tokens(1, p_send_tokens, p_send_window_seconds);
+    IF cardinality(v_tokens) = 0 THEN
+        outcome := 'rate_limit';
+        RETURN;
+    END IF;
     v_lines := claim_account_lines(1, p_account_lines);
     IF cardinality(v_lines) = 0 THEN
         outcome := 'account_limit';
         RETURN;
     END IF;
-    PERFORM take_slots(ARRAY[p_call], v_lines, p_lease_seconds);
+    PERFORM take_slots(ARRAY[p_call], v_lines, v_tokens, p_lease_seconds);
     outcome := 'reserved';
 END
 $$;
@@ -134,10 +184,11 @@ $$;
 -- Starting the head of a user's queue (rule 2, then a reservation): used by the hand-over of a
 -- freed slot and by the dispatcher alike. Under the user's row lock the head is read, locked, and
 -- given a slot and a line by reserve_call_slot; it becomes `initiating` (its queued_at is kept: it
--- waited). outcome: 'started' (call_id = the head), 'empty', 'user_limit', 'account_limit', or
--- 'busy' (another transaction holds the head: a cancel in flight).
+-- waited). outcome: 'started' (call_id = the head), 'empty', 'user_limit', 'rate_limit',
+-- 'account_limit', or 'busy' (another transaction holds the head: a cancel in flight).
 CREATE OR REPLACE FUNCTION start_queue_head(
-    p_user uuid, p_call_type text, p_account_lines integer, p_lease_seconds double precision,
+    p_user uuid, p_call_type text, p_account_lines integer, p_send_tokens integer,
+    p_send_window_seconds double precision, p_lease_seconds double precision,
     OUT outcome text, OUT call_id uuid)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -155,7 +206,9 @@ BEGIN
         call_id := NULL;
         RETURN;
     END IF;
-    SELECT r.outcome INTO outcome FROM reserve_call_slot(p_user, p_call_type, call_id, p_account_lines, p_lease_seconds) r;
+    SELECT r.outcome INTO outcome
+      FROM reserve_call_slot(p_user, p_call_type, call_id, p_account_lines, p_send_tokens,
+                             p_send_window_seconds, p_lease_seconds) r;
     IF outcome <> 'reserved' THEN
         call_id := NULL;
         RETURN;
@@ -165,43 +218,68 @@ BEGIN
 END
 $$;
 
+-- Scheduled calls whose time has come (p_now, the caller's clock) join the queue, at most p_limit,
+-- the earliest first; their place in it is their scheduled time (due_at). A call another
+-- transaction holds (a cancel in flight) is left for the next call. Returns how many joined.
+CREATE OR REPLACE FUNCTION enqueue_due_scheduled_calls(p_now timestamptz, p_limit integer)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_enqueued integer;
+BEGIN
+    UPDATE calls c SET status = 'queued', queued_at = now()
+      FROM (SELECT s.id FROM calls s
+             WHERE s.status = 'scheduled' AND s.scheduled_at <= p_now
+             ORDER BY s.scheduled_at, s.id LIMIT p_limit FOR UPDATE SKIP LOCKED) due
+     WHERE c.id = due.id;
+    GET DIAGNOSTICS v_enqueued = ROW_COUNT;
+    RETURN v_enqueued;
+END
+$$;
+
 -- The new calls of an admission, one JSON object each, in arrival order (see
 -- concurrency::CallToAdmit for the fields).
 CREATE OR REPLACE FUNCTION admission_rows(p_calls jsonb)
 RETURNS TABLE (ord bigint, id uuid, user_id uuid, call_type text, campaign_id uuid, contact_id uuid,
                agent_id text, recipient_phone_number text, from_phone_number text, user_data jsonb,
-               idempotency_key text, request_fingerprint bytea)
+               idempotency_key text, request_fingerprint bytea, scheduled_at timestamptz)
 LANGUAGE sql IMMUTABLE AS $$
     SELECT e.ord, r.id, r.user_id, r.call_type, r.campaign_id, r.contact_id, r.agent_id,
            r.recipient_phone_number, r.from_phone_number, coalesce(r.user_data, '{}'), r.idempotency_key,
-           decode(r.request_fingerprint, 'hex')
+           decode(r.request_fingerprint, 'hex'), r.scheduled_at
       FROM jsonb_array_elements(p_calls) WITH ORDINALITY AS e(call, ord),
            jsonb_to_record(e.call) AS r(id uuid, user_id uuid, call_type text, campaign_id uuid,
                                         contact_id uuid, agent_id text, recipient_phone_number text,
                                         from_phone_number text, user_data jsonb, idempotency_key text,
-                                        request_fingerprint text)
+                                        request_fingerprint text, scheduled_at timestamptz)
 $$;
 
 -- Admission of a batch of new calls (one call is a batch of one), in one statement from the
 -- client's side. A call whose number is on its user's do-not-call list, or whose Idempotency-Key
--- its user already used (in the table or earlier in the batch), is not inserted. The others are
--- inserted as `initiating` holding a slot and a line when rules 2-4 allow (nobody of the same user
--- and type waits, the user has a free slot of that type, a line is free), else as `queued`. Calls
--- of one user and type take free slots in batch order, and the calls left without a line are a
--- suffix of that order, so FIFO holds within the batch too. p_may_reserve is false while Bolna is
+-- its user already used (in the table or earlier in the batch), is not inserted. A call with a
+-- scheduled_at (the caller sets it only when that is still to come) is inserted `scheduled`: it
+-- holds nothing until enqueue_due_scheduled_calls puts it in the queue at its time. The others are
+-- inserted as `initiating` holding a slot, a send token and a line when rules 2-5 allow (nobody of
+-- the same user and type waits, the user has a free slot of that type, a token and a line are
+-- free), else as `queued`. Calls of one user and type take free slots in batch order, and the calls
+-- left without a token or a line are a suffix of that order, so FIFO holds within the batch too.
+-- p_may_reserve is false while Bolna is
 -- held back (circuit open): every call then queues. Returns the inserted calls (any order); the
 -- caller tells why a call is missing.
 CREATE OR REPLACE FUNCTION admit_calls(
-    p_calls jsonb, p_may_reserve boolean, p_account_lines integer, p_lease_seconds double precision)
+    p_calls jsonb, p_may_reserve boolean, p_account_lines integer, p_send_tokens integer,
+    p_send_window_seconds double precision, p_lease_seconds double precision)
 RETURNS SETOF calls
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     -- Per call, in batch order: NULL (not inserted), 'queued', or 'candidate' (a slot is free).
     v_decisions text[];
     v_ids uuid[];
+    v_tokens integer[];
     v_lines integer[];
-    -- The calls that take a slot, and the line each takes.
+    -- The calls that take a slot, and the token and line each takes.
     v_started uuid[] := '{}';
+    v_started_tokens integer[] := '{}';
     v_started_lines integer[] := '{}';
 BEGIN
     -- Serialises admissions per user across all instances until commit. Every batch locks its
@@ -229,19 +307,25 @@ BEGIN
                     ELSE 0 END AS slots
           FROM (SELECT DISTINCT a.user_id, a.call_type FROM admissible a) g),
     decided AS (
+        SELECT a.ord, 'scheduled' AS decision FROM admissible a WHERE a.scheduled_at IS NOT NULL
+        UNION ALL
         SELECT a.ord,
                CASE WHEN row_number() OVER (PARTITION BY a.user_id, a.call_type ORDER BY a.ord) <= f.slots
-                    THEN 'candidate' ELSE 'queued' END AS decision
-          FROM admissible a JOIN free f ON f.user_id = a.user_id AND f.call_type = a.call_type)
+                    THEN 'candidate' ELSE 'queued' END
+          FROM admissible a JOIN free f ON f.user_id = a.user_id AND f.call_type = a.call_type
+         WHERE a.scheduled_at IS NULL)
     SELECT array_agg(d.decision ORDER BY i.ord), array_agg(i.id ORDER BY i.ord) INTO v_decisions, v_ids
       FROM input i LEFT JOIN decided d ON d.ord = i.ord;
 
-    -- The n-th candidate takes the n-th line found; candidates past the last line queue.
-    v_lines := claim_account_lines(
-        (SELECT count(*)::integer FROM unnest(v_decisions) d WHERE d = 'candidate'), p_account_lines);
+    -- The n-th candidate takes the n-th token and line found; candidates past the last queue.
+    v_tokens := claim_send_tokens(
+        (SELECT count(*)::integer FROM unnest(v_decisions) d WHERE d = 'candidate'), p_send_tokens,
+        p_send_window_seconds);
+    v_lines := claim_account_lines(cardinality(v_tokens), p_account_lines);
     FOR k IN 1 .. coalesce(cardinality(v_decisions), 0) LOOP
         IF v_decisions[k] = 'candidate' AND cardinality(v_started) < cardinality(v_lines) THEN
             v_started := v_started || v_ids[k];
+            v_started_tokens := v_started_tokens || v_tokens[cardinality(v_started)];
             v_started_lines := v_started_lines || v_lines[cardinality(v_started)];
         END IF;
     END LOOP;
@@ -249,11 +333,14 @@ BEGIN
     RETURN QUERY
     INSERT INTO calls AS c (id, user_id, call_type, campaign_id, contact_id, agent_id,
                             recipient_phone_number, from_phone_number, user_data, status,
-                            idempotency_key, request_fingerprint, queued_at)
+                            idempotency_key, request_fingerprint, queued_at, scheduled_at)
     SELECT i.id, i.user_id, i.call_type, i.campaign_id, i.contact_id, i.agent_id,
            i.recipient_phone_number, i.from_phone_number, i.user_data,
-           CASE WHEN i.id = ANY (v_started) THEN 'initiating' ELSE 'queued' END,
-           i.idempotency_key, i.request_fingerprint, CASE WHEN i.id = ANY (v_started) THEN NULL ELSE now() END
+           CASE WHEN i.id = ANY (v_started) THEN 'initiating'
+                WHEN v_decisions[i.ord] = 'scheduled' THEN 'scheduled' ELSE 'queued' END,
+           i.idempotency_key, i.request_fingerprint,
+           CASE WHEN i.id = ANY (v_started) OR v_decisions[i.ord] = 'scheduled' THEN NULL ELSE now() END,
+           i.scheduled_at
       FROM admission_rows(p_calls) i
      WHERE v_decisions[i.ord] IS NOT NULL
      ORDER BY i.ord
@@ -261,7 +348,7 @@ BEGIN
     RETURNING c.*;
 
     IF cardinality(v_started) > 0 THEN
-        PERFORM take_slots(v_started, v_started_lines, p_lease_seconds);
+        PERFORM take_slots(v_started, v_started_lines, v_started_tokens, p_lease_seconds);
     END IF;
 END
 $$;

@@ -1,6 +1,7 @@
 //! Admission: new calls either take a slot at once or join the queue — one statement for a whole
 //! batch (one call is a batch of one), the SQL function `admit_calls` in `sql/ledger.sql`.
 
+use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -28,6 +29,8 @@ pub struct CallToAdmit {
     /// A digest of the request, to tell a replay of an `Idempotency-Key` from a reuse.
     #[serde(serialize_with = "as_hex")]
     pub request_fingerprint: Vec<u8>,
+    /// Set only when still to come: the call is inserted `scheduled` and holds nothing until then.
+    pub scheduled_at: Option<DateTime<Utc>>,
 }
 
 fn as_hex<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
@@ -35,7 +38,7 @@ fn as_hex<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error>
 }
 
 /// Admits `calls` (see `admit_calls` in `sql/ledger.sql`): each is inserted `initiating` holding
-/// a slot, or `queued`, or not at all (do-not-call list, or an `Idempotency-Key` already used;
+/// a slot, or `queued`, or `scheduled` (with a `scheduled_at`), or not at all (do-not-call list, or an `Idempotency-Key` already used;
 /// the caller tells which). `may_reserve` is false while Bolna is held back: every call queues.
 /// Returns the inserted rows of `calls`, in any order, read as the caller's row type.
 #[tracing::instrument(name = "Admit calls", skip_all, fields(calls = calls.len()))]
@@ -48,10 +51,12 @@ pub async fn admit_calls<T>(
 where
     T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
-    sqlx::query_as::<_, T>("SELECT * FROM admit_calls($1, $2, $3, $4)")
+    sqlx::query_as::<_, T>("SELECT * FROM admit_calls($1, $2, $3, $4, $5, $6)")
         .bind(Json(calls))
         .bind(may_reserve)
         .bind(policy.lines())
+        .bind(policy.tokens())
+        .bind(policy.send_window_seconds())
         .bind(policy.lease_seconds())
         .fetch_all(conn)
         .await

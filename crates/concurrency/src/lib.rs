@@ -9,7 +9,12 @@
 //!   serialised by a row lock on the user (`FOR NO KEY UPDATE`), so the count checked is the count
 //!   committed: no over-admission on any number of instances.
 //! - `account_slots`: a pool of rows, one per account line, claimed with `FOR UPDATE SKIP LOCKED`,
-//!   so different users' admissions never wait on one hot counter.
+//!   so different users' admissions never wait on one hot counter;
+//! - `bolna_send_tokens`: Bolna's rate limit, a pool of rows of the same kind (see
+//!   [`send_tokens`](crate::sync_send_tokens)): a call takes a token with its slot.
+//!
+//! A `scheduled` call holds nothing: [`enqueue_due_scheduled_calls`] puts it in the queue at its
+//! time, placed by that time.
 //!
 //! The call's life, as far as the ledger is concerned:
 //! - [`admit_calls`]: new calls take a slot or queue (a batch; one call is a batch of one);
@@ -38,6 +43,7 @@ mod policy;
 mod queue;
 mod release;
 mod reserve;
+mod send_tokens;
 mod text_type;
 mod usage;
 
@@ -49,11 +55,13 @@ pub use ids::{CallId, CallType, UnknownCallType, UserId};
 pub use leases::{expired_leases, update_active_call_with_execution_id, ActiveCall};
 pub use policy::SlotPolicy;
 pub use queue::{
-    announce_free_capacity, release_and_hand_over, start_queue_head, startable_queues, HandOver, QueueStart,
-    StartableQueue, DISPATCH_CHANNEL, STARTABLE_QUEUES_SQL,
+    announce_free_capacity, enqueue_due_scheduled_calls, next_scheduled_call_at, release_and_hand_over,
+    start_queue_head, startable_queues, HandOver, QueueStart, StartableQueue, DISPATCH_CHANNEL,
+    STARTABLE_QUEUES_SQL,
 };
 pub use release::{release_call_slot, release_call_slot_by_execution_id, ReleasedSlot};
 pub use reserve::{reserve, Reservation};
+pub use send_tokens::{send_tokens, sync_send_tokens, SendTokens};
 pub use usage::{
     ledger_health, list_held_slots, slot_of, usage_of, usage_of_everyone, ActiveCallRow, LedgerHealth, Usage,
 };

@@ -22,14 +22,16 @@ pub enum QueueStart {
     Empty,
     /// All of the user's slots of this type are taken.
     UserLimitReached,
+    /// Bolna's rate limit: no send token is free (see [`crate::send_tokens`]).
+    RateLimitReached,
     /// Every account line is taken.
     AccountLimitReached,
     /// Another transaction holds the head (a cancel in flight): the next pass decides.
     HeadBusy,
 }
 
-/// Starts the head of the queue of `user` and `call_type` if a slot and a line are free, in the
-/// caller's transaction.
+/// Starts the head of the queue of `user` and `call_type` if a slot, a send token and a line are
+/// free, in the caller's transaction.
 pub async fn start_queue_head(
     conn: &mut PgConnection,
     user: UserId,
@@ -37,10 +39,12 @@ pub async fn start_queue_head(
     policy: &SlotPolicy,
 ) -> sqlx::Result<QueueStart> {
     let answer = sqlx::query!(
-        r#"SELECT outcome AS "outcome!", call_id AS "call_id: CallId" FROM start_queue_head($1, $2, $3, $4)"#,
+        r#"SELECT outcome AS "outcome!", call_id AS "call_id: CallId" FROM start_queue_head($1, $2, $3, $4, $5, $6)"#,
         user as UserId,
         call_type.as_str(),
         policy.lines(),
+        policy.tokens(),
+        policy.send_window_seconds(),
         policy.lease_seconds()
     )
     .fetch_one(conn)
@@ -49,6 +53,7 @@ pub async fn start_queue_head(
         ("started", Some(call)) => QueueStart::Started(call),
         ("empty", _) => QueueStart::Empty,
         ("user_limit", _) => QueueStart::UserLimitReached,
+        ("rate_limit", _) => QueueStart::RateLimitReached,
         ("account_limit", _) => QueueStart::AccountLimitReached,
         _ => QueueStart::HeadBusy,
     })
@@ -92,12 +97,12 @@ pub async fn announce_free_capacity(conn: &mut PgConnection) -> sqlx::Result<()>
     Ok(())
 }
 
-/// A queue whose user has a free slot of its type, with its head's age.
+/// A queue whose user has a free slot of its type, with when its head became due.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StartableQueue {
     pub user_id: UserId,
     pub call_type: CallType,
-    pub head_created_at: DateTime<Utc>,
+    pub head_due_at: DateTime<Utc>,
 }
 
 /// The dispatcher's pass: the queues whose user has a free slot of their type, oldest head first
@@ -114,15 +119,35 @@ pub const STARTABLE_QUEUES_SQL: &str = "WITH RECURSIVE queues AS (
         LATERAL (SELECT user_id, call_type FROM slot_queue
                  WHERE (user_id, call_type) > (q.user_id, q.call_type)
                  ORDER BY user_id, call_type LIMIT 1) next)
-    SELECT q.user_id, q.call_type, head.created_at AS head_created_at
+    SELECT q.user_id, q.call_type, head.due_at AS head_due_at
     FROM queues q
     CROSS JOIN LATERAL slot_queue_head(q.user_id, q.call_type) head
     CROSS JOIN LATERAL user_free_slots(q.user_id, q.call_type) slots
     WHERE slots.free > 0
-    ORDER BY head.created_at, head.id
+    ORDER BY head.due_at, head.id
     LIMIT $1";
 
 /// See [`STARTABLE_QUEUES_SQL`].
 pub async fn startable_queues(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<StartableQueue>> {
     sqlx::query_as::<_, StartableQueue>(STARTABLE_QUEUES_SQL).bind(limit).fetch_all(conn).await
+}
+
+/// Puts up to `limit` scheduled calls whose time has come by `now` into the queue (the SQL
+/// function `enqueue_due_scheduled_calls`). Returns how many joined.
+pub async fn enqueue_due_scheduled_calls(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i32,
+) -> sqlx::Result<i32> {
+    let enqueued = sqlx::query_scalar!(r#"SELECT enqueue_due_scheduled_calls($1, $2) AS "n!""#, now, limit)
+        .fetch_one(conn)
+        .await?;
+    Ok(enqueued)
+}
+
+/// When the earliest scheduled call is due (`None`: none is scheduled).
+pub async fn next_scheduled_call_at(conn: &mut PgConnection) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!("SELECT min(scheduled_at) FROM calls WHERE status = 'scheduled'")
+        .fetch_one(conn)
+        .await
 }

@@ -1,5 +1,5 @@
 //! Reserving a slot for an existing call: the user's per-type limit first (under the user's row
-//! lock), then an account line. Either refusal leaves nothing behind. One round trip: the SQL
+//! lock), then a send token (Bolna's rate limit), then an account line. Either refusal leaves nothing behind. One round trip: the SQL
 //! function `reserve_call_slot` (`sql/ledger.sql`), built from the same rules as admission.
 
 use sqlx::PgConnection;
@@ -15,6 +15,8 @@ pub enum Reservation {
     Reserved,
     /// All of the user's slots of this type are taken.
     UserLimitReached { active: i64, limit: i32 },
+    /// Bolna's rate limit: every send token was taken within the window.
+    RateLimitReached,
     /// Every account line is taken.
     AccountLimitReached,
 }
@@ -30,11 +32,13 @@ pub async fn reserve(
 ) -> Result<Reservation, LedgerError> {
     let answer = sqlx::query!(
         r#"SELECT outcome AS "outcome!", active, call_limit
-           FROM reserve_call_slot($1, $2, $3, $4, $5)"#,
+           FROM reserve_call_slot($1, $2, $3, $4, $5, $6, $7)"#,
         user as UserId,
         call_type.as_str(),
         call as CallId,
         policy.lines(),
+        policy.tokens(),
+        policy.send_window_seconds(),
         policy.lease_seconds()
     )
     .fetch_one(&mut *conn)
@@ -45,6 +49,7 @@ pub async fn reserve(
             active: answer.active.unwrap_or_default(),
             limit: answer.call_limit.unwrap_or_default(),
         }),
+        "rate_limit" => Ok(Reservation::RateLimitReached),
         "account_limit" => Ok(Reservation::AccountLimitReached),
         _ => Err(LedgerError::UnknownUser(user)),
     }

@@ -1,13 +1,15 @@
 //! Admission raced directly at the ledger: concurrent batches through several pools (as several
 //! instances would), FIFO within and across batches, the account's lines, idempotency keys, the
-//! do-not-call list and the circuit-open case.
+//! do-not-call list, the circuit-open case, Bolna's rate limit (send tokens) raced from several
+//! pools, and scheduled calls joining the queue at their time.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use concurrency::{
-    admit_calls, release_and_hand_over, sync_account_pool, CallId, CallToAdmit, CallType, SlotPolicy, UserId,
+    admit_calls, enqueue_due_scheduled_calls, release_and_hand_over, send_tokens, start_queue_head,
+    sync_account_pool, sync_send_tokens, CallId, CallToAdmit, CallType, QueueStart, SlotPolicy, UserId,
 };
 use futures::future::join_all;
 use sqlx::postgres::PgPoolOptions;
@@ -22,12 +24,24 @@ struct Admitted {
     status: String,
 }
 
+/// Send tokens of every test but the rate limit's own: more than any test starts.
+const TOKENS: u32 = 1_000;
+
 fn policy(account_lines: u32) -> SlotPolicy {
-    SlotPolicy { account_lines, lease: Duration::from_secs(600) }
+    SlotPolicy {
+        account_lines,
+        send_tokens: TOKENS,
+        send_window: Duration::from_secs(60),
+        lease: Duration::from_secs(600),
+    }
 }
 
 async fn database() -> String {
-    local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR).await.unwrap()
+    let url =
+        local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR).await.unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sync_send_tokens(&mut conn, TOKENS).await.unwrap();
+    url
 }
 
 async fn instances(url: &str, n: usize) -> Vec<PgPool> {
@@ -63,6 +77,7 @@ fn new_call(user: UserId, n: usize, key: Option<&str>) -> CallToAdmit {
         from_phone_number: None,
         user_data: serde_json::json!({"n": n}),
         idempotency_key: key.map(str::to_owned),
+        scheduled_at: None,
         request_fingerprint: vec![0xab, 0xcd],
     }
 }
@@ -235,4 +250,92 @@ async fn a_number_on_the_do_not_call_list_is_not_admitted_and_an_open_circuit_qu
     let held_back = admit(pool, &[new_call(erin, 9, None), new_call(erin, 10, None)], false, 10).await;
     assert!(held_back.iter().all(|c| c.status == "queued"), "circuit open: {held_back:?}");
     assert_eq!(ledger_counts(pool).await, (1, 1), "no slot taken while held back");
+}
+
+#[tokio::test]
+async fn the_send_tokens_cap_starts_per_window_across_instances_and_free_again_after_it() {
+    let url = database().await;
+    let pools = instances(&url, 3).await;
+    sync_account_pool(&mut pools[0].acquire().await.unwrap(), 100).await.unwrap();
+    sync_send_tokens(&mut pools[0].acquire().await.unwrap(), 10).await.unwrap();
+    let rate = SlotPolicy { send_tokens: 10, send_window: Duration::from_secs(2), ..policy(100) };
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        users.push(user(&pools[0], 20).await);
+    }
+    // 40 calls of four users, in batches of 4 through three pools at once: 10 tokens, 10 starts.
+    let batches: Vec<Vec<CallToAdmit>> =
+        (0..10).map(|b| (0..4).map(|c| new_call(users[c], b * 4 + c, None)).collect()).collect();
+    let admitted = join_all(batches.iter().enumerate().map(|(b, batch)| {
+        let pool = pools[b % 3].clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            let admitted = admit_calls::<Admitted>(&mut tx, batch, true, &rate).await.unwrap();
+            tx.commit().await.unwrap();
+            admitted
+        }
+    }))
+    .await;
+    let started = admitted.iter().flatten().filter(|c| c.status == "initiating").count();
+    assert_eq!(started, 10, "one start per send token");
+    let mut conn = pools[0].acquire().await.unwrap();
+    let tokens = send_tokens(&mut conn, &rate).await.unwrap();
+    assert_eq!(tokens.free, 0);
+    let frees_at = tokens.next_free_at.expect("the first token frees a window after it was taken");
+
+    // A queue head waits for a token, not for a slot: the rate limit says so.
+    let waiting = users
+        .iter()
+        .find(|u| admitted.iter().flatten().any(|c| c.user_id == u.as_uuid() && c.status == "queued"))
+        .copied()
+        .unwrap();
+    let mut tx = pools[1].begin().await.unwrap();
+    assert_eq!(
+        start_queue_head(&mut tx, waiting, CallType::Direct, &rate).await.unwrap(),
+        QueueStart::RateLimitReached
+    );
+    tx.commit().await.unwrap();
+
+    // Once the window has passed, the tokens are free again and the head starts.
+    let wait = (frees_at - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(50);
+    tokio::time::sleep(wait).await;
+    let mut tx = pools[2].begin().await.unwrap();
+    assert!(matches!(
+        start_queue_head(&mut tx, waiting, CallType::Direct, &rate).await.unwrap(),
+        QueueStart::Started(_)
+    ));
+    tx.commit().await.unwrap();
+    assert_eq!(send_tokens(&mut conn, &rate).await.unwrap().free, 9);
+}
+
+#[tokio::test]
+async fn a_scheduled_call_holds_nothing_until_its_time_then_queues_in_the_order_of_that_time() {
+    let url = database().await;
+    let pool = &instances(&url, 1).await[0];
+    sync_account_pool(&mut pool.acquire().await.unwrap(), 10).await.unwrap();
+    let fay = user(pool, 1).await;
+    let at = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 3600, 0).unwrap();
+    let mut scheduled = new_call(fay, 1, None);
+    scheduled.scheduled_at = Some(at);
+    let busy = new_call(fay, 2, None);
+    let admitted = admit(pool, &[scheduled.clone(), busy.clone()], true, 10).await;
+    let status_of = |id: CallId| admitted.iter().find(|c| c.id == id.as_uuid()).map(|c| c.status.clone());
+    assert_eq!(status_of(scheduled.id).as_deref(), Some("scheduled"));
+    assert_eq!(status_of(busy.id).as_deref(), Some("initiating"), "the scheduled call did not take the slot");
+    assert_eq!(ledger_counts(pool).await, (1, 1));
+
+    // Not yet due: nothing moves.
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(
+        enqueue_due_scheduled_calls(&mut conn, at - chrono::TimeDelta::seconds(1), 10).await.unwrap(),
+        0
+    );
+    // A call queued after the scheduled time is behind it; one queued before is ahead.
+    let before = admit(pool, &[new_call(fay, 3, None)], true, 10).await;
+    assert_eq!(before[0].status, "queued");
+    assert_eq!(enqueue_due_scheduled_calls(&mut conn, at, 10).await.unwrap(), 1);
+    let mut tx = pool.begin().await.unwrap();
+    let handed = release_and_hand_over(&mut tx, busy.id, "test", &policy(10)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(handed.next.map(|id| id.as_uuid()), Some(before[0].id), "queued an hour earlier: first");
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use concurrency::{
-    release_call_slot, release_call_slot_by_execution_id, reserve, sync_account_pool,
+    release_call_slot, release_call_slot_by_execution_id, reserve, sync_account_pool, sync_send_tokens,
     update_active_call_with_execution_id, CallId, CallType, Reservation, SlotPolicy, UserId,
 };
 use futures::future::join_all;
@@ -13,8 +13,15 @@ use sqlx::PgPool;
 
 const LEASE: Duration = Duration::from_secs(600);
 
+/// Send tokens: more than any test here starts.
+const TOKENS: u32 = 1_000;
+
 async fn database() -> String {
-    local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR).await.unwrap()
+    let url =
+        local_postgres::fresh_test_database(env!("CARGO_TARGET_TMPDIR"), &schema::MIGRATOR).await.unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sync_send_tokens(&mut conn, TOKENS).await.unwrap();
+    url
 }
 
 async fn user(pool: &PgPool, direct: i32, campaign: i32) -> UserId {
@@ -52,7 +59,12 @@ async fn try_reserve(
     lines: u32,
 ) -> Reservation {
     let mut tx = pool.begin().await.unwrap();
-    let policy = SlotPolicy { account_lines: lines, lease: LEASE };
+    let policy = SlotPolicy {
+        account_lines: lines,
+        send_tokens: TOKENS,
+        send_window: Duration::from_secs(60),
+        lease: LEASE,
+    };
     let answer = reserve(&mut tx, user, call_type, call, &policy).await.unwrap();
     tx.commit().await.unwrap();
     answer

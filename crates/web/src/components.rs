@@ -26,6 +26,8 @@ pub fn bolna_client(settings: &Settings) -> anyhow::Result<BolnaClient> {
 pub fn call_service(settings: &Settings, pool: PgPool, clock: Arc<dyn Clock>) -> anyhow::Result<CallService> {
     let config = ServiceConfig {
         account_lines: settings.limits.account_max_concurrent,
+        max_calls_per_minute: settings.bolna.max_calls_per_minute,
+        rate_window: settings.bolna.rate_window,
         lease: Duration::from_secs(settings.reconciler.lease_seconds),
         reconciler: ReconcilerConfig {
             interval: Duration::from_secs(settings.reconciler.interval_seconds),

@@ -165,8 +165,10 @@ async fn run_background(calls: CallService, shutdown: CancellationToken) {
         }
     }
     let reconciler = tokio::spawn(calls.clone().run_reconciler(shutdown.clone()));
+    let account = tokio::spawn(calls.clone().run_account_checks(shutdown.clone()));
     calls.run_dispatcher(shutdown).await;
     let _ = reconciler.await;
+    let _ = account.await;
 }
 
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {

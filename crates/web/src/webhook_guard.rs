@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::problem::ApiError;
 use crate::secrets::secrets_match;
-use crate::settings::{parse_ip_range, WebhookSettings};
+use crate::settings::{parse_allowed_source, parse_ip_range, WebhookSettings};
 
 #[derive(Debug, Clone)]
 pub struct WebhookGuard {
@@ -22,11 +22,19 @@ pub struct WebhookGuard {
 impl WebhookGuard {
     /// The lists were checked when settings loaded; an entry that does not parse is skipped.
     pub fn from_settings(settings: &WebhookSettings) -> Self {
-        let parse = |list: &[String]| list.iter().filter_map(|entry| parse_ip_range(entry).ok()).collect();
         Self {
             token: settings.token.clone(),
-            allowed: parse(&settings.allowed_ips),
-            trusted_proxies: parse(&settings.trusted_proxies),
+            allowed: settings
+                .allowed_ips
+                .iter()
+                .filter_map(|entry| parse_allowed_source(entry).ok())
+                .flatten()
+                .collect(),
+            trusted_proxies: settings
+                .trusted_proxies
+                .iter()
+                .filter_map(|entry| parse_ip_range(entry).ok())
+                .collect(),
         }
     }
 
@@ -173,6 +181,21 @@ mod tests {
             Some(ip("9.9.9.9")),
             "right-most untrusted"
         );
+    }
+
+    #[test]
+    fn the_word_bolna_admits_bolnas_published_addresses_only() {
+        let g = guard(&["bolna"], &[]);
+        let admitted = |address: &str| g.allowed.iter().any(|range| contains(*range, ip(address)));
+        for address in ["13.203.39.153", "13.126.9.249", "13.202.133.53"] {
+            assert!(admitted(address), "{address}");
+        }
+        for address in ["13.203.39.154", "13.126.9.0", "127.0.0.1", "::1"] {
+            assert!(!admitted(address), "{address}");
+        }
+        assert_eq!(g.allowed.len(), 3);
+        assert!(parse_allowed_source(" Bolna ").is_ok());
+        assert!(parse_allowed_source("bolna.ai").is_err());
     }
 
     #[test]

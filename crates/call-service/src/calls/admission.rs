@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, SubsecRound, Utc};
 use concurrency::{CallToAdmit, SlotPolicy};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -36,6 +37,8 @@ pub struct NewCall {
     pub idempotency_key: Option<String>,
     pub campaign_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
+    /// When to start it; `None` (or a time already past when it is admitted) is now.
+    pub scheduled_at: Option<DateTime<Utc>>,
 }
 
 impl NewCall {
@@ -49,6 +52,9 @@ impl NewCall {
             from: Option<&'a str>,
             user_data: &'a Map<String, Value>,
             call_type: &'a str,
+            // Absent when not scheduled, so digests of earlier calls stay what they were.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            scheduled_at: Option<DateTime<Utc>>,
         }
         let canonical = Canonical {
             agent_id: &self.agent_id,
@@ -56,6 +62,7 @@ impl NewCall {
             from: self.from.as_ref().map(PhoneNumber::as_str),
             user_data: &self.user_data,
             call_type: self.call_type.as_str(),
+            scheduled_at: self.scheduled_at,
         };
         Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
     }
@@ -66,8 +73,8 @@ impl NewCall {
 pub enum Admitted {
     /// A new call holding a slot: it must be started at Bolna now.
     Reserved(Call),
-    /// A new call waiting in the queue.
-    Queued(Call),
+    /// A new call waiting: in the queue, or for its scheduled time.
+    Waiting(Call),
     /// The same `Idempotency-Key` and request as an earlier call: that call.
     Replayed(Call),
 }
@@ -97,6 +104,9 @@ impl AdmissionRequest {
             user_data: Value::Object(new.user_data.clone()),
             idempotency_key: new.idempotency_key.clone(),
             request_fingerprint: new.fingerprint(),
+            // PostgreSQL keeps microseconds, and rounds finer digits read from JSON: truncated
+            // here, the stored time is never later than the one asked for.
+            scheduled_at: new.scheduled_at.map(|at| at.trunc_subsecs(6)),
         }
     }
 }
@@ -146,7 +156,7 @@ async fn admit_all(
     for (request, row) in requests.iter().zip(&rows) {
         results.push(match inserted.remove(&row.id) {
             Some(call) if call.status == CallStatus::Initiating => Ok(Admitted::Reserved(call)),
-            Some(call) => Ok(Admitted::Queued(call)),
+            Some(call) => Ok(Admitted::Waiting(call)),
             None => not_inserted(conn, request, row).await,
         });
     }

@@ -1,4 +1,4 @@
-//! Canceling a call: still in Switchboard's queue → `canceled`; accepted by Bolna but not yet
+//! Canceling a call: still waiting in Switchboard (scheduled or queued) → `canceled`; accepted by Bolna but not yet
 //! dialling → Bolna's stop, then `canceled` and the slot freed; dialling, live or ended → refused.
 
 use bolna_client::{BolnaStatus, StartOutcome};
@@ -25,7 +25,7 @@ impl CallService {
             .await?
             .ok_or(CallError::NotFound)?;
         drop(conn);
-        if call.is_waiting_for_slot() {
+        if call.is_waiting_in_switchboard() {
             let mut conn = self.pool().acquire().await?;
             if store::cancel_waiting(&mut conn, id).await? {
                 crate::campaigns::settle::settle_contact(&mut conn, id, self.now()).await?;
@@ -57,6 +57,39 @@ impl CallService {
         tx.commit().await?;
         self.start_after_commit(next);
         self.reload(id).await
+    }
+
+    /// Bolna answered `rescheduled`: its agent's calling hours (guardrails, in the recipient's
+    /// time zone) do not allow the call now, and Bolna would dial it by itself hours later. Holding
+    /// the user's slot and an account line for those hours would block the user's other calls;
+    /// giving them back while Bolna keeps the call would let Bolna dial it later on top of the
+    /// user's limit. So Switchboard takes the call back: it stops it at Bolna (which Bolna allows
+    /// while a call waits) and ends it `stopped` with the reason, freeing the slot at once. When
+    /// Bolna refuses the stop (it has begun dialling), the call simply goes on with its slot.
+    /// Runs in the background, tracked, after the webhook's commit.
+    pub(crate) fn take_back_rescheduled(&self, id: CallId, execution_id: String) {
+        let service = self.clone();
+        let task = async move {
+            if let Err(error) = service.stop_rescheduled(id, &execution_id).await {
+                tracing::error!(call_id = %id, error = %error, "taking back a rescheduled call failed");
+            }
+        };
+        self.inner.tasks.spawn_on(task, &self.inner.runtime);
+    }
+
+    async fn stop_rescheduled(&self, id: CallId, execution_id: &str) -> Result<(), CallError> {
+        if let Err(error) = self.bolna_request("stop_call", self.bolna().stop_call(execution_id)).await {
+            tracing::warn!(call_id = %id, execution_id, error = %error, "Bolna did not stop a rescheduled call: it keeps its slot until Bolna ends it");
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        store::lock_call(&mut tx, id).await?;
+        let next =
+            end_call(&mut tx, id, Ending::OutsideCallingHours, &self.slot_policy(), self.now()).await?;
+        tx.commit().await?;
+        tracing::info!(call_id = %id, execution_id, "Bolna rescheduled the call to its agent's calling hours: stopped there, slot freed");
+        self.start_after_commit(next);
+        Ok(())
     }
 
     pub(crate) async fn reload(&self, id: CallId) -> Result<Call, CallError> {

@@ -20,15 +20,23 @@ use crate::CallId;
 pub(crate) enum Ending<'a> {
     /// `failed`, with why (unless it already ended).
     Failed(&'a str),
-    /// `canceled`: Bolna stopped it while it still waited there.
+    /// `canceled`: Bolna stopped it at the user's request while it still waited there.
     StoppedAtBolna,
+    /// `stopped`: Bolna deferred it to its agent's calling hours (`rescheduled`), and Switchboard
+    /// stopped it there (see [`crate::CallService::take_back_rescheduled`]).
+    OutsideCallingHours,
 }
+
+/// Why a call Bolna rescheduled ends `stopped`.
+pub const OUTSIDE_CALLING_HOURS: &str = "outside the agent's calling hours: Bolna rescheduled the call, and Switchboard \
+     stopped it there so that it is never dialled outside the user's slots (schedule it again with scheduled_at)";
 
 impl Ending<'_> {
     fn reason(&self) -> &str {
         match self {
             Ending::Failed(reason) => reason,
-            Ending::StoppedAtBolna => "canceled by the user",
+            Ending::StoppedAtBolna => "canceled by the user (stopped at Bolna)",
+            Ending::OutsideCallingHours => OUTSIDE_CALLING_HOURS,
         }
     }
 }
@@ -43,7 +51,10 @@ pub(crate) async fn end_call(
 ) -> sqlx::Result<Option<Call>> {
     match ending {
         Ending::Failed(reason) => store::mark_failed(conn, id, reason).await?,
-        Ending::StoppedAtBolna => store::mark_stopped_at_bolna(conn, id).await?,
+        Ending::StoppedAtBolna => store::mark_stopped_at_bolna(conn, id, "canceled", ending.reason()).await?,
+        Ending::OutsideCallingHours => {
+            store::mark_stopped_at_bolna(conn, id, "stopped", ending.reason()).await?
+        }
     }
     crate::campaigns::settle::settle_contact(conn, id, now).await?;
     release_slot(conn, id, ending.reason(), slots).await

@@ -46,12 +46,14 @@ pub struct Call {
     pub updated_at: DateTime<Utc>,
     pub reconcile_reason: Option<String>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// When the client asked it to start, if later than its creation.
+    pub scheduled_at: Option<DateTime<Utc>>,
 }
 
 impl Call {
-    /// Waiting in Switchboard's queue for a slot.
-    pub fn is_waiting_for_slot(&self) -> bool {
-        self.status == CallStatus::Queued
+    /// Waiting in Switchboard, for its time or for a slot: Bolna has nothing of it.
+    pub fn is_waiting_in_switchboard(&self) -> bool {
+        matches!(self.status, CallStatus::Scheduled | CallStatus::Queued)
     }
 }
 
@@ -70,7 +72,7 @@ macro_rules! call_query {
                       created_at AS "created_at!", queued_at, started_at, answered_at, ended_at, conversation_duration, total_cost,
                       transcript, recording_url, hangup_by, hangup_reason, hangup_provider_code,
                       answered_by_voice_mail, extracted_data, error, provider_status, last_event_at, updated_at AS "updated_at!",
-                      reconcile_reason, cancel_requested_at"# $(+ $after)*
+                      reconcile_reason, cancel_requested_at, scheduled_at"# $(+ $after)*
             $(, $arg)*
         )
     };

@@ -37,15 +37,24 @@ impl CallService {
     /// Admits a call for `user`, committed before it returns: one request of a batch (see
     /// [`crate::batch`] and [`super::admission`]).
     #[tracing::instrument(name = "Admit a call", skip_all, fields(user_id = %user, call_type = %new.call_type))]
-    pub async fn admit(&self, user: UserId, new: NewCall) -> Result<Admitted, CallError> {
+    pub async fn admit(&self, user: UserId, mut new: NewCall) -> Result<Admitted, CallError> {
         let call_type = new.call_type;
+        // A time already come (by the service's clock, which also enqueues scheduled calls) is now.
+        new.scheduled_at = new.scheduled_at.filter(|at| *at > self.now());
+        let scheduled = new.scheduled_at.is_some();
         let may_reserve = !self.bolna_is_held_back();
         let admitted = self.inner.admissions.submit(AdmissionRequest { user, new, may_reserve }).await?;
         let result = match admitted {
             Admitted::Reserved(_) => "started",
-            Admitted::Queued(_) => "queued",
+            Admitted::Waiting(_) if scheduled => "scheduled",
+            Admitted::Waiting(_) => "queued",
             Admitted::Replayed(_) => "replayed",
         };
+        if scheduled && matches!(admitted, Admitted::Waiting(_)) {
+            // Every instance's dispatcher learns the new earliest time.
+            let mut conn = self.pool().acquire().await?;
+            concurrency::announce_free_capacity(&mut conn).await?;
+        }
         self.metrics().admissions.with_label_values(&[call_type.as_str(), result]).inc();
         Ok(admitted)
     }
@@ -114,7 +123,7 @@ impl CallService {
         self.detached(async move {
             match service.admit(user, new).await? {
                 Admitted::Reserved(call) => service.start_at_bolna(call).await,
-                Admitted::Queued(call) | Admitted::Replayed(call) => Ok(call),
+                Admitted::Waiting(call) | Admitted::Replayed(call) => Ok(call),
             }
         })
         .await

@@ -1,7 +1,8 @@
 //! A call's status and the state machine that orders them.
 //!
-//! One name, one meaning. Switchboard's own statuses come first: `queued` (waiting in
-//! Switchboard's queue for a slot; never with an execution ID), `initiating` (slot held, request
+//! One name, one meaning. Switchboard's own statuses come first: `scheduled` (waiting for the time
+//! the client asked for, holding nothing; Bolna's own `scheduled` is only a `provider_status`),
+//! `queued` (waiting in Switchboard's queue for a slot; never with an execution ID), `initiating` (slot held, request
 //! to Bolna in flight) and `placed` (Bolna accepted the call and has not started dialling it:
 //! Bolna's `scheduled`, `prepared`, `rescheduled` or `queued`, which stays visible verbatim in the
 //! call's `provider_status`). From `initiated` on the statuses are Bolna's, verbatim. Events may
@@ -14,12 +15,14 @@ use std::str::FromStr;
 use bolna_client::{BolnaStatus, ExecutionStatus};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A call's status: Switchboard's own `queued`, `initiating` and `placed`, or, once Bolna dials,
+/// A call's status: Switchboard's own `scheduled`, `queued`, `initiating` and `placed`, or, once Bolna dials,
 /// one of Bolna's statuses verbatim (the list is `bolna_client::BolnaStatus`). Build it from
 /// Bolna's with [`CallStatus::from_bolna`], which folds Bolna's pre-dial statuses into `placed`:
 /// `Bolna(s)` never holds one of those (`BolnaStatus::is_pending`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallStatus {
+    /// Waiting for its `scheduled_at`; holds no slot. Then it joins the queue.
+    Scheduled,
     /// Waiting in Switchboard's queue for a slot.
     Queued,
     /// A slot is held and the request to Bolna is in flight.
@@ -44,7 +47,7 @@ pub enum Transition {
 impl CallStatus {
     /// Every status, in lifecycle order: Switchboard's own first, then Bolna's from `initiated` on.
     pub fn all() -> impl Iterator<Item = CallStatus> {
-        [CallStatus::Queued, CallStatus::Initiating, CallStatus::Placed]
+        [CallStatus::Scheduled, CallStatus::Queued, CallStatus::Initiating, CallStatus::Placed]
             .into_iter()
             .chain(BolnaStatus::all().filter(|s| !s.is_pending()).map(CallStatus::Bolna))
     }
@@ -60,6 +63,7 @@ impl CallStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            CallStatus::Scheduled => "scheduled",
             CallStatus::Queued => "queued",
             CallStatus::Initiating => "initiating",
             CallStatus::Placed => "placed",
@@ -86,14 +90,15 @@ impl CallStatus {
     fn rank(self) -> u8 {
         use BolnaStatus::*;
         match self {
-            CallStatus::Queued => 0,
-            CallStatus::Initiating => 1,
-            CallStatus::Placed => 2,
-            CallStatus::Bolna(Initiated) => 3,
-            CallStatus::Bolna(Ringing) => 4,
-            CallStatus::Bolna(InProgress) => 5,
-            CallStatus::Bolna(CallDisconnected) => 6,
-            CallStatus::Bolna(_) => 7,
+            CallStatus::Scheduled => 0,
+            CallStatus::Queued => 1,
+            CallStatus::Initiating => 2,
+            CallStatus::Placed => 3,
+            CallStatus::Bolna(Initiated) => 4,
+            CallStatus::Bolna(Ringing) => 5,
+            CallStatus::Bolna(InProgress) => 6,
+            CallStatus::Bolna(CallDisconnected) => 7,
+            CallStatus::Bolna(_) => 8,
         }
     }
 
@@ -171,7 +176,8 @@ mod tests {
         }
         for pending in BolnaStatus::all().filter(|s| s.is_pending()) {
             assert_eq!(CallStatus::from_bolna(pending), CallStatus::Placed, "Bolna's {pending}");
-            if pending != Queued {
+            // `queued` and `scheduled` are also Switchboard's own statuses, with their own meaning.
+            if ![Queued, Scheduled].contains(&pending) {
                 assert!(
                     pending.as_str().parse::<CallStatus>().is_err(),
                     "{pending} is only a provider status"
@@ -229,7 +235,7 @@ mod tests {
             assert_eq!(CallStatus::Placed.transition(Some("queued"), status), Transition::Apply);
         }
         assert!(b(CallDisconnected).line_is_free() && !b(CallDisconnected).is_terminal());
-        for own in [CallStatus::Queued, CallStatus::Initiating, CallStatus::Placed] {
+        for own in [CallStatus::Scheduled, CallStatus::Queued, CallStatus::Initiating, CallStatus::Placed] {
             assert!(!own.line_is_free() && !own.is_terminal());
         }
     }

@@ -25,12 +25,20 @@ pub(crate) async fn mark_failed(conn: &mut PgConnection, id: CallId, reason: &st
     Ok(())
 }
 
-/// `canceled` after Bolna stopped the call, if Bolna still had it waiting.
-pub(crate) async fn mark_stopped_at_bolna(conn: &mut PgConnection, id: CallId) -> sqlx::Result<()> {
+/// `status` (`canceled` or `stopped`) with `reason` after Bolna stopped the call, if Bolna still
+/// had it waiting.
+pub(crate) async fn mark_stopped_at_bolna(
+    conn: &mut PgConnection,
+    id: CallId,
+    status: &str,
+    reason: &str,
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE calls SET status = 'canceled', ended_at = COALESCE(ended_at, now()), error = 'canceled by the user (stopped at Bolna)'
+        "UPDATE calls SET status = $2, ended_at = COALESCE(ended_at, now()), error = $3
          WHERE id = $1 AND status = 'placed'",
-        id as CallId
+        id as CallId,
+        status,
+        reason
     )
     .execute(conn)
     .await?;
@@ -41,7 +49,7 @@ pub(crate) async fn mark_stopped_at_bolna(conn: &mut PgConnection, id: CallId) -
 pub(crate) async fn cancel_waiting(conn: &mut PgConnection, id: CallId) -> sqlx::Result<bool> {
     let canceled = sqlx::query!(
         "UPDATE calls SET status = 'canceled', ended_at = now(), error = 'canceled by the user'
-         WHERE id = $1 AND status = 'queued'",
+         WHERE id = $1 AND status IN ('scheduled', 'queued')",
         id as CallId
     )
     .execute(conn)

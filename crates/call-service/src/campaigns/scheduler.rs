@@ -33,23 +33,38 @@ const CAMPAIGNS_PER_READ: i64 = 100;
 /// Campaigns visited at once by one instance's pass.
 const VISITS_AT_ONCE: usize = 4;
 
-/// Pacing's span: `calls_per_minute` counts the calls started in the last minute.
-const PACING_SPAN: TimeDelta = TimeDelta::seconds(60);
-
 /// What a campaign may start now.
 #[derive(Debug, Clone, Copy)]
 struct Capacity {
     /// Free slots of the campaign's `max_concurrency`.
     free_slots: i64,
-    /// Calls pacing still allows in the current minute (`i64::MAX` without pacing).
-    paced: i64,
-    /// The oldest start within the last minute, if any (pacing frees a call a minute after it).
-    oldest_recent_start: Option<DateTime<Utc>>,
+    /// With `calls_per_minute`: the dial spacing and when the next dial may go.
+    pacing: Option<Pacing>,
+}
+
+/// Pacing spaces a campaign's dials evenly, one every 60/N seconds for `calls_per_minute` N: a
+/// minute's allowance sent at once would ring N phones in the same second, then none for a minute.
+#[derive(Debug, Clone, Copy)]
+struct Pacing {
+    spacing: TimeDelta,
+    next_dial_at: DateTime<Utc>,
+}
+
+impl Pacing {
+    fn spacing(calls_per_minute: i32) -> TimeDelta {
+        TimeDelta::microseconds(60_000_000 / i64::from(calls_per_minute.max(1)))
+    }
 }
 
 impl Capacity {
-    fn calls(&self) -> i64 {
-        self.free_slots.min(self.paced).max(0)
+    /// Calls to start in this visit: one at a time when paced.
+    fn calls(&self, now: DateTime<Utc>) -> i64 {
+        let paced = match self.pacing {
+            Some(pacing) if pacing.next_dial_at > now => 0,
+            Some(_) => 1,
+            None => i64::MAX,
+        };
+        self.free_slots.min(paced).max(0)
     }
 }
 
@@ -139,7 +154,7 @@ impl CallService {
         let rearmed = rearm_zones(&mut tx, &campaign, Zones::Closed, now).await?;
         self.metrics().zones_rearmed.inc_by(rearmed);
         let capacity = self.capacity(&mut tx, &campaign, now).await?;
-        let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(), now).await?;
+        let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(now), now).await?;
         let placed = started.placed;
         let next = next_due(&mut tx, &campaign, capacity, placed, now).await?;
         set_next_due(&mut tx, id, next, placed).await?;
@@ -182,7 +197,7 @@ impl CallService {
     ) -> Result<(), CallError> {
         while started.placed < wanted {
             let contacts = sqlx::query!(
-                r#"SELECT id, phone_number, variables, attempts FROM campaign_contacts
+                r#"SELECT id, phone_number, name, variables, attempts FROM campaign_contacts
                    WHERE campaign_id = $1 AND coalesce(timezone, '') = $2 AND status IN ('pending', 'retry_scheduled')
                      AND coalesce(next_attempt_at, '-infinity') <= $3
                    ORDER BY coalesce(next_attempt_at, '-infinity'), id
@@ -209,11 +224,12 @@ impl CallService {
                     agent_id: campaign.agent_id.clone(),
                     recipient: PhoneNumber::parse(&contact.phone_number).map_err(CallError::Invalid)?,
                     from: rotate(&campaign.from_phone_numbers, campaign.calls_placed + started.placed),
-                    user_data: user_data(&contact.variables, campaign, contact.id),
+                    user_data: user_data(contact.name.as_deref(), &contact.variables, campaign, contact.id),
                     call_type: CallType::Campaign,
                     idempotency_key: Some(format!("campaign:{}:{attempt}", contact.id)),
                     campaign_id: Some(campaign.id),
                     contact_id: Some(contact.id),
+                    scheduled_at: None,
                 };
                 let call = match self.admit_in(&mut *tx, campaign.user_id, &new).await? {
                     Admitted::Reserved(call) => {
@@ -221,7 +237,7 @@ impl CallService {
                         started.calls.push(call);
                         record
                     }
-                    Admitted::Queued(call) | Admitted::Replayed(call) => call,
+                    Admitted::Waiting(call) | Admitted::Replayed(call) => call,
                 };
                 sqlx::query!(
                     "UPDATE campaign_contacts SET status = 'in_progress', attempts = $2, last_attempt_at = $3,
@@ -240,32 +256,33 @@ impl CallService {
         Ok(())
     }
 
-    /// What `campaign` may start now: free concurrency, and what pacing allows.
+    /// What `campaign` may start now: free concurrency, and when pacing lets the next dial go.
     async fn capacity(
         &self,
         conn: &mut sqlx::PgConnection,
         campaign: &Campaign,
         now: DateTime<Utc>,
     ) -> Result<Capacity, CallError> {
+        let spacing = campaign.calls_per_minute.map(Pacing::spacing);
         // Live = waiting in the queue for a slot, or holding one until the line is free
-        // (`call-disconnected` or a terminal status frees it). Both counts are index scans.
+        // (`call-disconnected` or a terminal status frees it). Both are index scans; the last dial
+        // is looked for only within one spacing (none there: the next may go now).
         let row = sqlx::query!(
             r#"SELECT (SELECT count(*) FROM calls WHERE campaign_id = $1
                          AND NOT call_status_is_terminal(status) AND status <> 'call-disconnected') AS "live!",
-                      recent.n AS "recent!", recent.oldest AS "oldest_recent"
-               FROM (SELECT count(*) AS n, min(last_attempt_at) AS oldest FROM campaign_contacts
-                      WHERE campaign_id = $1 AND last_attempt_at > $2) recent"#,
+                      (SELECT max(last_attempt_at) FROM campaign_contacts
+                        WHERE campaign_id = $1 AND last_attempt_at > $2) AS "last_dial""#,
             campaign.id,
-            now - PACING_SPAN
+            now - spacing.unwrap_or_default()
         )
         .fetch_one(conn)
         .await?;
         Ok(Capacity {
             free_slots: i64::from(campaign.max_concurrency) - row.live,
-            paced: campaign
-                .calls_per_minute
-                .map_or(i64::MAX, |per_minute| i64::from(per_minute) - row.recent),
-            oldest_recent_start: row.oldest_recent,
+            pacing: spacing.map(|spacing| Pacing {
+                spacing,
+                next_dial_at: row.last_dial.map_or(now, |last| last + spacing),
+            }),
         })
     }
 }
@@ -288,8 +305,8 @@ struct Started {
 
 /// When the campaign needs a visit next, after one that found `capacity` and placed `placed`:
 /// - no free slot left: `None` — one of its calls freeing its line wakes it ([`super::due`]);
-/// - else when its next contact is due ([`next_contact_due`]), but not before pacing frees a call (a
-///   minute after the oldest start of the last minute) when pacing is used up;
+/// - else when its next contact is due ([`next_contact_due`]), but not before pacing lets the next
+///   dial go (one spacing after the last);
 /// - and no later than its `ends_at`, which cancels what is left.
 async fn next_due(
     conn: &mut sqlx::PgConnection,
@@ -302,9 +319,11 @@ async fn next_due(
         None
     } else {
         let earliest = next_contact_due(conn, campaign.id, now).await?;
-        let paced_until =
-            (capacity.paced - placed <= 0).then(|| capacity.oldest_recent_start.unwrap_or(now) + PACING_SPAN);
-        earliest.map(|due| paced_until.map_or(due, |paced| due.max(paced)))
+        let next_dial = capacity.pacing.map(|pacing| match placed {
+            0 => pacing.next_dial_at,
+            _ => now + pacing.spacing,
+        });
+        earliest.map(|due| next_dial.map_or(due, |dial| due.max(dial)))
     };
     Ok(match (contact_due, campaign.ends_at) {
         (Some(due), Some(ends)) => Some(due.min(ends)),
@@ -340,9 +359,18 @@ fn rotate(numbers: &[String], n: i64) -> Option<PhoneNumber> {
     PhoneNumber::parse(&numbers[index]).ok()
 }
 
-/// The contact's variables plus Switchboard's campaign and contact IDs.
-fn user_data(variables: &Value, campaign: &Campaign, contact: Uuid) -> serde_json::Map<String, Value> {
+/// What the agent's prompt gets, as Bolna's own batch files pass every column: the contact's
+/// `name` and variables, plus Switchboard's campaign and contact IDs.
+fn user_data(
+    name: Option<&str>,
+    variables: &Value,
+    campaign: &Campaign,
+    contact: Uuid,
+) -> serde_json::Map<String, Value> {
     let mut data = variables.as_object().cloned().unwrap_or_default();
+    if let Some(name) = name {
+        data.insert("name".into(), Value::String(name.to_owned()));
+    }
     data.insert("switchboard_campaign_id".into(), Value::String(campaign.id.to_string()));
     data.insert("switchboard_contact_id".into(), Value::String(contact.to_string()));
     data

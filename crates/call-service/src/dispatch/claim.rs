@@ -15,10 +15,13 @@ pub(crate) enum Claim {
     Skipped,
     /// Every account line is taken: stop this pass.
     AccountFull,
+    /// Bolna's rate limit is used up: stop this pass until a send token frees.
+    RateLimited,
 }
 
 impl CallService {
-    /// Starts the head of `queue` if its user still has a free slot and a line is free.
+    /// Starts the head of `queue` if its user still has a free slot and a send token and a line
+    /// are free.
     pub(crate) async fn claim(&self, queue: &StartableQueue) -> Result<Claim, CallError> {
         let mut tx = self.pool().begin().await?;
         let answer =
@@ -30,6 +33,7 @@ impl CallService {
                 Claim::Claimed(Box::new(call))
             }
             QueueStart::AccountLimitReached => Claim::AccountFull,
+            QueueStart::RateLimitReached => Claim::RateLimited,
             QueueStart::Empty | QueueStart::UserLimitReached | QueueStart::HeadBusy => Claim::Skipped,
         };
         tx.commit().await?;

@@ -1,10 +1,12 @@
 //! The dispatcher: one per instance, woken by `NOTIFY switchboard_dispatch` (a slot or line freed
-//! without a queued call of the same user and type to take it, a limit raised) and by a short
-//! tick. Each pass starts queue heads while slots and lines are free, then runs the campaign
-//! scheduler; the loop wakes early when a campaign is due before the next tick.
+//! without a queued call of the same user and type to take it, a limit raised, a call scheduled)
+//! and by a short tick. Each pass puts the scheduled calls whose time has come in the queue, starts
+//! queue heads while slots, send tokens and lines are free, then runs the campaign scheduler; the
+//! loop wakes early when a scheduled call, a send token or a campaign is due before the next tick.
 
 mod claim;
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
@@ -14,16 +16,36 @@ use crate::error::CallError;
 use crate::service::CallService;
 use claim::Claim;
 
+/// Scheduled calls put in the queue per statement; a pass repeats until fewer are due.
+const ENQUEUED_AT_ONCE: i32 = 500;
+
+/// What a dispatcher pass did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DispatchPass {
+    /// Queue heads started.
+    pub started: usize,
+    /// When the pass should run again at the latest: the next scheduled call, or the next send
+    /// token while the rate limit holds calls back.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl CallService {
     /// Runs the dispatcher until `shutdown` is cancelled.
     pub async fn run_dispatcher(self, shutdown: CancellationToken) {
         let mut listener = None;
-        let mut next_campaign = None;
+        let mut next_due = None;
         loop {
             if listener.is_none() {
                 listener = self.listen().await;
             }
-            let tick = tokio::time::sleep(self.until_due(next_campaign));
+            let tick = tokio::time::sleep(self.until_due(next_due));
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tick => {}
@@ -33,25 +55,38 @@ impl CallService {
                     }
                 }
             }
-            if let Err(error) = self.dispatch_pass().await {
-                tracing::warn!(error = %error, "dispatch pass failed; retrying on the next tick");
-            }
-            next_campaign = match self.schedule_campaigns().await {
+            let dispatched = match self.dispatch_pass().await {
+                Ok(pass) => pass.next_due,
+                Err(error) => {
+                    tracing::warn!(error = %error, "dispatch pass failed; retrying on the next tick");
+                    None
+                }
+            };
+            let campaigns = match self.schedule_campaigns().await {
                 Ok(pass) => pass.next_due,
                 Err(error) => {
                     tracing::warn!(error = %error, "campaign scheduler pass failed; retrying on the next tick");
                     None
                 }
             };
+            next_due = earliest(dispatched, campaigns);
         }
         tracing::info!("dispatcher stopped");
     }
 
-    /// Starts every queue head that can start now. Returns how many calls were started.
-    pub async fn dispatch_pass(&self) -> Result<usize, CallError> {
-        let mut started = 0;
+    /// Puts the scheduled calls whose time has come in the queue, then starts every queue head
+    /// that can start now.
+    pub async fn dispatch_pass(&self) -> Result<DispatchPass, CallError> {
+        let mut pass = DispatchPass::default();
+        {
+            let mut conn = self.pool().acquire().await?;
+            while concurrency::enqueue_due_scheduled_calls(&mut conn, self.now(), ENQUEUED_AT_ONCE).await?
+                == ENQUEUED_AT_ONCE
+            {}
+            pass.next_due = concurrency::next_scheduled_call_at(&mut conn).await?;
+        }
         if self.bolna_is_held_back() {
-            return Ok(0);
+            return Ok(pass);
         }
         loop {
             let queues = {
@@ -59,33 +94,41 @@ impl CallService {
                 concurrency::startable_queues(&mut conn, self.config().dispatch_batch).await?
             };
             if queues.is_empty() {
-                return Ok(started);
+                return Ok(pass);
             }
             let mut progress = false;
             for queue in &queues {
                 match self.claim(queue).await? {
                     Claim::Claimed(call) => {
-                        tracing::debug!(call_id = %call.id, waited_ms = (chrono::Utc::now() - queue.head_created_at).num_milliseconds(), "queued call claimed");
+                        tracing::debug!(call_id = %call.id, waited_ms = (chrono::Utc::now() - queue.head_due_at).num_milliseconds(), "queued call claimed");
                         self.start_after_commit(Some(*call));
-                        started += 1;
+                        pass.started += 1;
                         progress = true;
                     }
                     Claim::Skipped => {}
-                    Claim::AccountFull => return Ok(started),
+                    Claim::AccountFull => return Ok(pass),
+                    Claim::RateLimited => {
+                        // Wake when the next send token frees (a release also wakes this loop).
+                        self.metrics().rate_limit_waits.inc();
+                        let mut conn = self.pool().acquire().await?;
+                        let tokens = concurrency::send_tokens(&mut conn, &self.slot_policy()).await?;
+                        pass.next_due = earliest(pass.next_due, tokens.next_free_at);
+                        return Ok(pass);
+                    }
                 }
             }
             if !progress {
-                return Ok(started);
+                return Ok(pass);
             }
         }
     }
 
-    /// How long the loop may sleep: a tick, or less when a campaign is due sooner (not less than
-    /// a short floor, so a campaign that stays due — another instance holds it — is not spun on).
-    fn until_due(&self, next_campaign: Option<chrono::DateTime<chrono::Utc>>) -> std::time::Duration {
+    /// How long the loop may sleep: a tick, or less when something is due sooner (not less than a
+    /// short floor, so work that stays due — another instance holds it — is not spun on).
+    fn until_due(&self, next_due: Option<DateTime<Utc>>) -> std::time::Duration {
         const FLOOR: std::time::Duration = std::time::Duration::from_millis(20);
         let tick = self.config().dispatch_tick;
-        match next_campaign {
+        match next_due {
             Some(due) => (due - self.now()).to_std().unwrap_or_default().clamp(FLOOR, tick.max(FLOOR)),
             None => tick,
         }

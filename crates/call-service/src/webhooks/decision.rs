@@ -79,6 +79,7 @@ mod tests {
     /// Bolna's, in the order of `ExecutionStatus::known()`.
     const TABLE: &str = "
         incoming:          scheduled prepared rescheduled queued initiated ringing in-progress call-disconnected completed no-answer busy failed canceled stopped error balance-low
+        scheduled          A         A        A           A      A         A       A           A                 A         A         A    A      A        A       A     A
         queued             A         A        A           A      A         A       A           A                 A         A         A    A      A        A       A     A
         initiating         A         A        A           A      A         A       A           A                 A         A         A    A      A        A       A     A
         placed             A         A        A           D      A         A       A           A                 A         A         A    A      A        A       A     A

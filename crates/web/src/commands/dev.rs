@@ -50,7 +50,13 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> anyhow::Result<()> {
 /// The simulator on a free loopback port, with Switchboard's Bolna settings pointed at it.
 fn start_simulator(settings: &mut Settings, speed: f64) -> anyhow::Result<Simulator> {
     let api_key = settings.bolna.api_key.as_ref().map(|key| key.expose_secret().to_owned());
-    let config = SimConfig { api_key: api_key.clone(), speed, ..SimConfig::default() };
+    // Bolna's default rate limit, as Bolna enforces it.
+    let config = SimConfig {
+        api_key: api_key.clone(),
+        speed,
+        rate_limit: Some(bolna_sim::RateLimit::per_minute(500)),
+        ..SimConfig::default()
+    };
     let simulator = Simulator::start(config, "127.0.0.1:0")?;
     settings.bolna.base_url = simulator.base_url();
     if api_key.is_none() {

@@ -12,6 +12,9 @@ use crate::problem::{ApiError, FieldError};
 /// Largest `user_data` accepted, serialised.
 const MAX_USER_DATA_BYTES: usize = 16 * 1024;
 
+/// How far ahead a call may be scheduled.
+const MAX_SCHEDULE_DAYS: i64 = 366;
+
 /// Start a call.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +29,10 @@ pub struct CreateCallRequest {
     pub user_data: Option<Value>,
     /// `direct` (default) or `campaign` (an external scheduler using the campaign slots).
     pub call_type: Option<String>,
+    /// When to start the call (RFC 3339, any offset, at most a year ahead). Until then it is
+    /// `scheduled` and holds no slot; then it joins the queue. A time already past starts it now.
+    #[schema(format = DateTime, example = "2026-12-24T10:00:00+05:30")]
+    pub scheduled_at: Option<String>,
 }
 
 fn field(field: &str, message: impl Into<String>) -> FieldError {
@@ -73,6 +80,27 @@ impl CreateCallRequest {
                 CallType::Direct
             }),
         };
+        let scheduled_at = self.scheduled_at.as_deref().and_then(|text| {
+            match chrono::DateTime::parse_from_rfc3339(text.trim()) {
+                Ok(at) if at.to_utc() <= chrono::Utc::now() + chrono::TimeDelta::days(MAX_SCHEDULE_DAYS) => {
+                    Some(at.to_utc())
+                }
+                Ok(_) => {
+                    errors.push(field(
+                        "scheduled_at",
+                        format!("must be at most {MAX_SCHEDULE_DAYS} days ahead"),
+                    ));
+                    None
+                }
+                Err(_) => {
+                    errors.push(field(
+                        "scheduled_at",
+                        "must be an RFC 3339 date-time with an offset, e.g. 2026-12-24T10:00:00+05:30",
+                    ));
+                    None
+                }
+            }
+        });
         if let Some(key) = &idempotency_key {
             if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                 errors.push(field("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
@@ -88,6 +116,7 @@ impl CreateCallRequest {
                 idempotency_key,
                 campaign_id: None,
                 contact_id: None,
+                scheduled_at,
             }),
             _ => Err(ApiError::validation(errors)),
         }

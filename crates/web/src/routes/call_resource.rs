@@ -15,7 +15,8 @@ pub struct CallResource {
     pub user_id: Uuid,
     /// `direct` or `campaign`.
     pub call_type: String,
-    /// Switchboard's own `queued` (waiting for a slot), `initiating` (slot held, request to Bolna
+    /// Switchboard's own `scheduled` (waiting for its `scheduled_at`, holding no slot), `queued`
+    /// (waiting for a slot), `initiating` (slot held, request to Bolna
     /// in flight) and `placed` (Bolna has it and has not started dialling: Bolna's word is in
     /// `provider_status`), then Bolna's statuses: `initiated`, `ringing`, `in-progress`,
     /// `call-disconnected`, `completed`, `no-answer`, `busy`, `failed`, `canceled`, `stopped`,
@@ -29,6 +30,8 @@ pub struct CallResource {
     pub campaign_id: Option<Uuid>,
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the client asked it to start, if later than its creation.
+    pub scheduled_at: Option<DateTime<Utc>>,
     pub queued_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub answered_at: Option<DateTime<Utc>>,
@@ -42,7 +45,8 @@ pub struct CallResource {
     pub hangup_reason: Option<String>,
     pub answered_by_voice_mail: Option<bool>,
     /// Bolna's own status, verbatim, as last applied (for a `placed` call: `queued`, `scheduled`,
-    /// `prepared` or `rescheduled`), including ones this build does not know.
+    /// `prepared` or `rescheduled` — Bolna's `scheduled` shows only here), including ones this
+    /// build does not know.
     pub provider_status: Option<String>,
     pub error: Option<String>,
     pub updated_at: DateTime<Utc>,
@@ -63,6 +67,7 @@ impl From<Call> for CallResource {
             campaign_id: call.campaign_id,
             idempotency_key: call.idempotency_key,
             created_at: call.created_at,
+            scheduled_at: call.scheduled_at,
             queued_at: call.queued_at,
             started_at: call.started_at,
             answered_at: call.answered_at,

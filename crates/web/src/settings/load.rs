@@ -126,15 +126,16 @@ impl Settings {
                 }
             }
         }
-        for (key, list) in [
-            ("webhook.allowed_ips", &self.webhook.allowed_ips),
-            ("webhook.trusted_proxies", &self.webhook.trusted_proxies),
-        ] {
-            for entry in list {
-                parse_ip_range(entry).map_err(|problem| malformed(key, problem))?;
-            }
+        for entry in &self.webhook.allowed_ips {
+            parse_allowed_source(entry).map_err(|problem| malformed("webhook.allowed_ips", problem))?;
+        }
+        for entry in &self.webhook.trusted_proxies {
+            parse_ip_range(entry).map_err(|problem| malformed("webhook.trusted_proxies", problem))?;
         }
         check_url("bolna.base_url", &self.bolna.base_url, &["http", "https"])?;
+        if self.bolna.max_calls_per_minute == 0 {
+            return Err(malformed("bolna.max_calls_per_minute", "must be at least 1".into()));
+        }
         if let Some(url) = &self.database.url {
             check_url("database.url", url.expose_secret(), &["postgres", "postgresql"]).map_err(|_| {
                 malformed("database.url", "expected postgres://user:password@host:port/database".into())
@@ -241,6 +242,18 @@ fn shorten(value: &str) -> String {
 }
 
 /// An address (`10.0.0.1`) or CIDR range (`10.0.0.0/8`).
+/// An entry of `webhook.allowed_ips`: an address, a CIDR range, or the word `bolna` for every
+/// address Bolna publishes ([`bolna_client::WEBHOOK_SOURCE_ADDRESSES`]).
+pub fn parse_allowed_source(entry: &str) -> Result<Vec<(IpAddr, u8)>, String> {
+    if entry.trim().eq_ignore_ascii_case("bolna") {
+        return bolna_client::WEBHOOK_SOURCE_ADDRESSES
+            .iter()
+            .map(|address| parse_ip_range(address))
+            .collect();
+    }
+    parse_ip_range(entry).map(|range| vec![range])
+}
+
 pub fn parse_ip_range(entry: &str) -> Result<(IpAddr, u8), String> {
     let (address, prefix) = match entry.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix)),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-pub use load::{parse_ip_range, ConfigSource, SettingsError};
+pub use load::{parse_allowed_source, parse_ip_range, ConfigSource, SettingsError};
 
 /// `local` (readable logs, development secrets allowed) or `production` (JSON logs, every secret
 /// required).
@@ -132,6 +132,22 @@ pub struct BolnaSettings {
     /// outcome (see `bolna_client::DEFAULT_CALL_CONNECTION_REUSE`).
     #[serde(default = "default_call_connection_reuse_ms")]
     pub call_connection_reuse_ms: u64,
+    /// `POST /call` per minute that every instance together may send (Bolna's rate limit per
+    /// organisation is 500).
+    #[serde(default = "default_max_calls_per_minute")]
+    pub max_calls_per_minute: u32,
+    /// The rate limit's window: a minute. Not a configuration key: tests shorten it to run a
+    /// minute of traffic in seconds.
+    #[serde(skip, default = "one_minute")]
+    pub rate_window: Duration,
+}
+
+fn default_max_calls_per_minute() -> u32 {
+    500
+}
+
+fn one_minute() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_call_connection_reuse_ms() -> u64 {
