@@ -239,6 +239,21 @@ async fn a_user_starts_a_call_and_watches_it_complete_live_while_the_gauges_move
     assert_eq!(browser.script("return window.sameLoad || null;").await, json!("yes"), "no reload happened");
     let meter = browser.script("return document.querySelector('#meter-direct').value;").await;
     assert_eq!(meter, json!(0));
+
+    // A call scheduled for tomorrow appears live as such, holding nothing, and is canceled from
+    // the page.
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let body = json!({"agent_id": AGENT, "recipient_phone_number": "+14155550124", "scheduled_at": tomorrow});
+    let scheduled: Value = app.post_call(&user, &body).await.json().await.unwrap();
+    let row = format!("#calls tbody tr[data-call-id='{}']", scheduled["id"].as_str().unwrap());
+    browser
+        .wait_for_text(&format!("{row} .status"), "the scheduled call", |t| t.starts_with("scheduled for"))
+        .await;
+    assert_eq!(browser.text("#gauge-direct [data-field=active]").await, "0");
+    browser.click(&format!("{row} button")).await;
+    browser
+        .wait_for_text(&format!("{row} .status"), "the scheduled call canceled", |t| t == "canceled")
+        .await;
 }
 
 #[tokio::test]

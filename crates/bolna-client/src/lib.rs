@@ -9,7 +9,18 @@
 //!   case it is in, and [`BolnaClient::start_call`] retries only 429s and connection failures;
 //! - executions (webhook bodies) are lenient: only `id` and `status` are required, unknown keys
 //!   are ignored, and older shapes (integer `id`, `conversation_time`, numeric
-//!   `telephony_data.duration`) parse too. Example bodies are in `fixtures/`.
+//!   `telephony_data.duration`) parse too. Example bodies are in `fixtures/`;
+//! - limits: `POST /call` is rate-limited per organisation (500 requests a minute by default, then
+//!   `429`); an account has a concurrency (trial accounts 2, paid ones from 10; `GET /user/me` →
+//!   `concurrency.max`), and calls above it wait in Bolna's own queue (`queued`), not refused;
+//! - an agent's calling guardrails (`call_start_hour`/`call_end_hour`, in the recipient's time zone,
+//!   found from the number) turn a call outside them into `rescheduled`, dialled by Bolna when the
+//!   hours begin, unless the request sets `bypass_call_guardrails`;
+//! - `POST /call` accepts `scheduled_at`: at least 2 minutes ahead, rounded up to 10 minutes, with a
+//!   numeric offset (a `Z` suffix is refused);
+//! - `POST /call/{id}/stop` works only while a call waits (queued or scheduled);
+//! - webhooks are not signed; Bolna publishes the addresses it sends them from
+//!   ([`WEBHOOK_SOURCE_ADDRESSES`]; its documentation lists them on two pages, not identically).
 
 mod client;
 mod error;

@@ -44,6 +44,7 @@ function el(tag, attributes = {}, ...children) {
 // UUIDv7 ids begin with a timestamp: their random end tells them apart.
 const shortId = (id) => (id ? `…${id.slice(-8)}` : '—');
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '—');
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
 const say = (target, text, ok = true) => {
   const node = $(target);
   node.textContent = text;
@@ -126,8 +127,9 @@ function renderCalls() {
 
 function callRow(call) {
   const actions = el('td');
-  // Waiting in Switchboard's queue, or placed at Bolna and not yet dialling: both can be canceled.
-  if (call.status === 'queued' || call.status === 'placed') {
+  // Waiting in Switchboard (for its time or a slot), or placed at Bolna and not yet dialling: all
+  // can be canceled.
+  if (['scheduled', 'queued', 'placed'].includes(call.status)) {
     actions.append(el('button', {
       type: 'button', class: 'secondary', text: 'Cancel',
       'aria-label': `Cancel the call to ${call.recipient_phone_number}`,
@@ -138,8 +140,9 @@ function callRow(call) {
     el('td', { class: 'mono', title: call.id, text: shortId(call.id) }),
     el('td', { text: call.recipient_phone_number }),
     el('td', { text: call.call_type }),
-    el('td', { class: 'status', dataset: { status: call.status }, text: call.status,
-      title: call.provider_status ? `Bolna: ${call.provider_status}` : '' }),
+    el('td', { class: 'status', dataset: { status: call.status },
+      text: call.status === 'scheduled' ? `scheduled for ${when(call.scheduled_at)}` : call.status,
+      title: call.provider_status ? `Bolna: ${call.provider_status}` : (call.error || '') }),
     el('td', { class: 'mono', text: call.bolna_execution_id || '—' }),
     el('td', { text: time(call.created_at) }),
     actions);
@@ -160,13 +163,18 @@ async function startCall(form) {
     call_type: data.get('call_type') };
   const from = data.get('from_phone_number').trim();
   if (from) body.from_phone_number = from;
+  // The browser's local time, sent with its offset (as an RFC 3339 UTC instant).
+  const at = data.get('scheduled_at');
+  if (at) body.scheduled_at = new Date(at).toISOString();
   try {
     const call = await api('POST', '/v1/calls', body);
     upsertCall(call);
     refreshGaugesSoon();
     say('#start-result', call.bolna_execution_id
       ? `Handed to Bolna (${call.status}).`
-      : 'Queued: it starts as soon as a slot frees.');
+      : call.status === 'scheduled'
+        ? `Scheduled for ${when(call.scheduled_at)}: it holds no slot until then.`
+        : 'Queued: it starts as soon as a slot frees.');
   } catch (problem) {
     say('#start-result', `Not started: ${problem.describe ? problem.describe() : problem}`, false);
   }
@@ -237,8 +245,13 @@ const DIAGNOSTICS = [
   ['calls_waiting_for_reconciliation', 'Calls waiting for reconciliation'],
   ['queued_calls', 'Queued calls'],
   ['oldest_queued_age_seconds', 'Oldest queued call (s)'],
+  ['scheduled_calls', 'Scheduled calls'],
   ['account_lines_in_use', 'Account lines in use'],
   ['account_lines', 'Account lines'],
+  ['account_lines_configured', 'Account lines configured'],
+  ['bolna_account_concurrency_max', "Bolna's account concurrency"],
+  ['bolna_max_calls_per_minute', 'Bolna rate limit (calls/min)'],
+  ['bolna_send_tokens_free', 'Calls Bolna still takes this minute'],
   ['bolna_circuit_open', 'Bolna circuit open'],
 ];
 
