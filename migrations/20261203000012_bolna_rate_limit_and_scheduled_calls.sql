@@ -204,20 +204,19 @@ $$;
 
 -- Scheduled calls whose time has come (p_now, the caller's clock) join the queue, at most p_limit,
 -- the earliest first; their place in it is their scheduled time (due_at). A call another
--- transaction holds (a cancel in flight) is left for the next call. Returns how many joined.
-CREATE OR REPLACE FUNCTION enqueue_due_scheduled_calls(p_now timestamptz, p_limit integer)
-RETURNS integer
+-- transaction holds (a cancel in flight) is left for later. Returns how many joined, and when the
+-- earliest call still scheduled is due (no later than p_now when some were left).
+CREATE OR REPLACE FUNCTION enqueue_due_scheduled_calls(
+    p_now timestamptz, p_limit integer, OUT enqueued integer, OUT next_due_at timestamptz)
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    v_enqueued integer;
 BEGIN
     UPDATE calls c SET status = 'queued', queued_at = now()
       FROM (SELECT s.id FROM calls s
              WHERE s.status = 'scheduled' AND s.scheduled_at <= p_now
              ORDER BY s.scheduled_at, s.id LIMIT p_limit FOR UPDATE SKIP LOCKED) due
      WHERE c.id = due.id;
-    GET DIAGNOSTICS v_enqueued = ROW_COUNT;
-    RETURN v_enqueued;
+    GET DIAGNOSTICS enqueued = ROW_COUNT;
+    SELECT min(s.scheduled_at) INTO next_due_at FROM calls s WHERE s.status = 'scheduled';
 END
 $$;
 

@@ -14,10 +14,7 @@ use crate::helpers::{eventually, spawn_app, spawn_instance, TestApp, TestUser};
 
 /// A counter from the instance's `/metrics`.
 async fn counter(app: &TestApp, name: &str) -> u64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    app.metric(name).await as u64
 }
 
 async fn add_zoned(app: &TestApp, user: &TestUser, id: &str, numbers: &[String], zone: &str) {

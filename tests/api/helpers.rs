@@ -159,6 +159,14 @@ pub fn call_body(recipient: &str) -> Value {
 }
 
 impl TestApp {
+    /// A gauge or counter without labels from this instance's `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    }
+
     /// Stops this instance's HTTP server and its background work (as a shutdown would); the
     /// simulator and the database stay.
     pub async fn stop_server(&self) {

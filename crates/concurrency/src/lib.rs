@@ -10,8 +10,8 @@
 //!   committed: no over-admission on any number of instances.
 //! - `account_slots`: a pool of rows, one per account line, claimed with `FOR UPDATE SKIP LOCKED`,
 //!   so different users' admissions never wait on one hot counter;
-//! - `bolna_send_tokens`: Bolna's rate limit, a pool of rows of the same kind (see
-//!   [`send_tokens`](crate::sync_send_tokens)): a call takes a token with its slot.
+//! - `bolna_send_tokens`: Bolna's rate limit, a pool of rows of the same kind, one per `POST /call`
+//!   allowed in Bolna's window: a call takes a token with its slot (see [`sync_send_tokens`]).
 //!
 //! A `scheduled` call holds nothing: [`enqueue_due_scheduled_calls`] puts it in the queue at its
 //! time, placed by that time.
@@ -55,8 +55,8 @@ pub use ids::{CallId, CallType, UnknownCallType, UserId};
 pub use leases::{expired_leases, update_active_call_with_execution_id, ActiveCall};
 pub use policy::SlotPolicy;
 pub use queue::{
-    announce_free_capacity, enqueue_due_scheduled_calls, next_scheduled_call_at, release_and_hand_over,
-    start_queue_head, startable_queues, HandOver, QueueStart, StartableQueue, DISPATCH_CHANNEL,
+    announce_free_capacity, enqueue_due_scheduled_calls, release_and_hand_over, start_queue_head,
+    startable_queues, HandOver, QueueStart, ScheduledCalls, StartableQueue, DISPATCH_CHANNEL,
     STARTABLE_QUEUES_SQL,
 };
 pub use release::{release_call_slot, release_call_slot_by_execution_id, ReleasedSlot};

@@ -132,22 +132,29 @@ pub async fn startable_queues(conn: &mut PgConnection, limit: i64) -> sqlx::Resu
     sqlx::query_as::<_, StartableQueue>(STARTABLE_QUEUES_SQL).bind(limit).fetch_all(conn).await
 }
 
-/// Puts up to `limit` scheduled calls whose time has come by `now` into the queue (the SQL
-/// function `enqueue_due_scheduled_calls`). Returns how many joined.
+/// What [`enqueue_due_scheduled_calls`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledCalls {
+    /// Calls that joined the queue.
+    pub enqueued: i32,
+    /// When the earliest call still scheduled is due (`None`: none is); no later than `now` when
+    /// some due calls were left for later.
+    pub next_due_at: Option<DateTime<Utc>>,
+}
+
+/// Puts up to `limit` scheduled calls whose time has come by `now` into the queue, in one round
+/// trip with when the next is due (the SQL function `enqueue_due_scheduled_calls`).
 pub async fn enqueue_due_scheduled_calls(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     limit: i32,
-) -> sqlx::Result<i32> {
-    let enqueued = sqlx::query_scalar!(r#"SELECT enqueue_due_scheduled_calls($1, $2) AS "n!""#, now, limit)
-        .fetch_one(conn)
-        .await?;
-    Ok(enqueued)
-}
-
-/// When the earliest scheduled call is due (`None`: none is scheduled).
-pub async fn next_scheduled_call_at(conn: &mut PgConnection) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar!("SELECT min(scheduled_at) FROM calls WHERE status = 'scheduled'")
-        .fetch_one(conn)
-        .await
+) -> sqlx::Result<ScheduledCalls> {
+    let row = sqlx::query!(
+        r#"SELECT enqueued AS "enqueued!", next_due_at FROM enqueue_due_scheduled_calls($1, $2)"#,
+        now,
+        limit
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(ScheduledCalls { enqueued: row.enqueued, next_due_at: row.next_due_at })
 }

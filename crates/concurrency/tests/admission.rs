@@ -326,14 +326,13 @@ async fn a_scheduled_call_holds_nothing_until_its_time_then_queues_in_the_order_
 
     // Not yet due: nothing moves.
     let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(
-        enqueue_due_scheduled_calls(&mut conn, at - chrono::TimeDelta::seconds(1), 10).await.unwrap(),
-        0
-    );
+    let early = enqueue_due_scheduled_calls(&mut conn, at - chrono::TimeDelta::seconds(1), 10).await.unwrap();
+    assert_eq!((early.enqueued, early.next_due_at), (0, Some(at)));
     // A call queued after the scheduled time is behind it; one queued before is ahead.
     let before = admit(pool, &[new_call(fay, 3, None)], true, 10).await;
     assert_eq!(before[0].status, "queued");
-    assert_eq!(enqueue_due_scheduled_calls(&mut conn, at, 10).await.unwrap(), 1);
+    let due = enqueue_due_scheduled_calls(&mut conn, at, 10).await.unwrap();
+    assert_eq!((due.enqueued, due.next_due_at), (1, None));
     let mut tx = pool.begin().await.unwrap();
     let handed = release_and_hand_over(&mut tx, busy.id, "test", &policy(10)).await.unwrap();
     tx.commit().await.unwrap();

@@ -1,7 +1,7 @@
 //! Canceling a call: still waiting in Switchboard (scheduled or queued) → `canceled`; accepted by Bolna but not yet
 //! dialling → Bolna's stop, then `canceled` and the slot freed; dialling, live or ended → refused.
 
-use bolna_client::{BolnaStatus, StartOutcome};
+use bolna_client::{BolnaStatus, Execution, StartOutcome};
 
 use super::ending::{end_call, Ending};
 use super::model::Call;
@@ -66,9 +66,13 @@ impl CallService {
     /// user's limit. So Switchboard takes the call back: it stops it at Bolna (which Bolna allows
     /// while a call waits) and ends it `stopped` with the reason, freeing the slot at once. When
     /// Bolna refuses the stop (it has begun dialling), the call simply goes on with its slot.
-    /// Runs in the background, tracked, after the webhook's commit.
-    pub(crate) fn take_back_rescheduled(&self, id: CallId, execution_id: String) {
-        let service = self.clone();
+    /// Runs in the background, tracked, after the commit of what applied Bolna's status (a
+    /// webhook, or the reconciler when the lease of a call Bolna still holds ran out).
+    pub(crate) fn take_back_if_rescheduled(&self, id: CallId, execution: &Execution) {
+        if execution.status.known_status() != Some(BolnaStatus::Rescheduled) {
+            return;
+        }
+        let (service, execution_id) = (self.clone(), execution.id.clone());
         let task = async move {
             if let Err(error) = service.stop_rescheduled(id, &execution_id).await {
                 tracing::error!(call_id = %id, error = %error, "taking back a rescheduled call failed");

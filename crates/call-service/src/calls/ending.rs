@@ -23,7 +23,7 @@ pub(crate) enum Ending<'a> {
     /// `canceled`: Bolna stopped it at the user's request while it still waited there.
     StoppedAtBolna,
     /// `stopped`: Bolna deferred it to its agent's calling hours (`rescheduled`), and Switchboard
-    /// stopped it there (see [`crate::CallService::take_back_rescheduled`]).
+    /// stopped it there (see [`crate::CallService::take_back_if_rescheduled`]).
     OutsideCallingHours,
 }
 

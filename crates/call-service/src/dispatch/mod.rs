@@ -16,7 +16,7 @@ use crate::error::CallError;
 use crate::service::CallService;
 use claim::Claim;
 
-/// Scheduled calls put in the queue per statement; a pass repeats until fewer are due.
+/// Scheduled calls put in the queue per pass.
 const ENQUEUED_AT_ONCE: i32 = 500;
 
 /// What a dispatcher pass did.
@@ -79,11 +79,11 @@ impl CallService {
     pub async fn dispatch_pass(&self) -> Result<DispatchPass, CallError> {
         let mut pass = DispatchPass::default();
         {
+            // More due than one pass takes: the next pass comes at once (next_due is now).
             let mut conn = self.pool().acquire().await?;
-            while concurrency::enqueue_due_scheduled_calls(&mut conn, self.now(), ENQUEUED_AT_ONCE).await?
-                == ENQUEUED_AT_ONCE
-            {}
-            pass.next_due = concurrency::next_scheduled_call_at(&mut conn).await?;
+            let scheduled =
+                concurrency::enqueue_due_scheduled_calls(&mut conn, self.now(), ENQUEUED_AT_ONCE).await?;
+            pass.next_due = scheduled.next_due_at;
         }
         if self.bolna_is_held_back() {
             return Ok(pass);

@@ -34,6 +34,9 @@ impl CallService {
                     tracing::info!(call_id = %slot.id, execution_id = %execution_id, status = %execution.status, kind,
                         "reconciler checked an expired lease");
                     self.start_after_commit(applied.next);
+                    // Still deferred by its agent's calling hours (its webhook lost, or the stop
+                    // failed): taken back now.
+                    self.take_back_if_rescheduled(slot.id, &execution);
                 }
                 Err(error) if error.status() == Some(404) => {
                     let reason = format!("Bolna does not know execution {execution_id}");

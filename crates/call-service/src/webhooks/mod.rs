@@ -13,7 +13,7 @@ pub(crate) use locked::{apply_execution, Applied};
 pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
 
-use bolna_client::{BolnaStatus, Execution};
+use bolna_client::Execution;
 use serde_json::Value;
 
 use crate::error::CallError;
@@ -145,9 +145,8 @@ impl CallService {
             "webhook processed"
         );
         self.start_after_commit(applied.next);
-        let rescheduled = execution.status.known_status() == Some(BolnaStatus::Rescheduled);
-        if let (true, EventOutcome::Applied, Some(call)) = (rescheduled, applied.outcome, applied.call) {
-            self.take_back_rescheduled(call, execution.id.clone());
+        if let (EventOutcome::Applied, Some(call)) = (applied.outcome, applied.call) {
+            self.take_back_if_rescheduled(call, execution);
         }
         Ok(WebhookReceipt::Stored { event_id, outcome: applied.outcome, call_id: applied.call })
     }

@@ -12,9 +12,6 @@ use crate::problem::{ApiError, FieldError};
 /// Largest `user_data` accepted, serialised.
 const MAX_USER_DATA_BYTES: usize = 16 * 1024;
 
-/// How far ahead a call may be scheduled.
-const MAX_SCHEDULE_DAYS: i64 = 366;
-
 /// Start a call.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,8 +26,8 @@ pub struct CreateCallRequest {
     pub user_data: Option<Value>,
     /// `direct` (default) or `campaign` (an external scheduler using the campaign slots).
     pub call_type: Option<String>,
-    /// When to start the call (RFC 3339, any offset, at most a year ahead). Until then it is
-    /// `scheduled` and holds no slot; then it joins the queue. A time already past starts it now.
+    /// When to start the call (RFC 3339, any offset). Until then it is `scheduled` and holds no
+    /// slot; then it joins the queue, placed by this time. A time already past starts it now.
     #[schema(format = DateTime, example = "2026-12-24T10:00:00+05:30")]
     pub scheduled_at: Option<String>,
 }
@@ -81,25 +78,15 @@ impl CreateCallRequest {
             }),
         };
         let scheduled_at = self.scheduled_at.as_deref().and_then(|text| {
-            match chrono::DateTime::parse_from_rfc3339(text.trim()) {
-                Ok(at) if at.to_utc() <= chrono::Utc::now() + chrono::TimeDelta::days(MAX_SCHEDULE_DAYS) => {
-                    Some(at.to_utc())
-                }
-                Ok(_) => {
-                    errors.push(field(
-                        "scheduled_at",
-                        format!("must be at most {MAX_SCHEDULE_DAYS} days ahead"),
-                    ));
-                    None
-                }
-                Err(_) => {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|at| at.to_utc())
+                .map_err(|_| {
                     errors.push(field(
                         "scheduled_at",
                         "must be an RFC 3339 date-time with an offset, e.g. 2026-12-24T10:00:00+05:30",
-                    ));
-                    None
-                }
-            }
+                    ))
+                })
+                .ok()
         });
         if let Some(key) = &idempotency_key {
             if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {

@@ -213,6 +213,11 @@ fn constrain_schemas(document: &mut Value) {
         &format!("{call}/call_type"),
         nullable(json!({"type": "string", "enum": ["direct", "campaign"]})),
     );
+    set(
+        document,
+        &format!("{call}/scheduled_at"),
+        nullable(json!({"type": "string", "format": "date-time", "example": "2030-01-01T09:00:00+05:30"})),
+    );
 
     let resource = format!("{schemas}/CallResource/properties/status");
     if let Some(Value::Object(status)) = document.pointer_mut(&resource) {
