@@ -7,12 +7,16 @@
 -- 2. Scheduled direct calls: `scheduled` is Switchboard's own status (a call waiting for its
 --    scheduled_at, holding nothing). At its time it joins the queue, placed by that time: the
 --    queue is ordered by due_at = coalesce(scheduled_at, created_at).
+-- 3. Even campaign pacing: campaigns.next_dial_at is when pacing lets the campaign's next dial go
+--    (its slot on the grid of one dial every 60/N seconds).
 
 CREATE TABLE bolna_send_tokens (
     token_no integer PRIMARY KEY CHECK (token_no > 0),
     -- When a call last took it; free again once the rate window has passed since.
     taken_at timestamptz NOT NULL DEFAULT '-infinity'
 );
+
+ALTER TABLE campaigns ADD COLUMN next_dial_at timestamptz NULL;
 
 ALTER TABLE calls ADD COLUMN scheduled_at timestamptz NULL;
 ALTER TABLE calls DROP CONSTRAINT calls_status_check;

@@ -12,11 +12,11 @@ use crate::report::percentile;
 /// The same pass as it was before the loose index scan (`DISTINCT ON` over every waiting call),
 /// on today's rules, for comparison.
 const STARTABLE_QUEUES_BEFORE: &str =
-    "SELECT q.id FROM (SELECT DISTINCT ON (user_id, call_type) id, user_id, call_type, created_at \
-    FROM slot_queue ORDER BY user_id, call_type, created_at, id) q \
+    "SELECT q.id FROM (SELECT DISTINCT ON (user_id, call_type) id, user_id, call_type, due_at \
+    FROM slot_queue ORDER BY user_id, call_type, due_at, id) q \
     CROSS JOIN LATERAL user_free_slots(q.user_id, q.call_type) slots \
     WHERE slots.free > 0 \
-    ORDER BY q.created_at, q.id LIMIT 100";
+    ORDER BY q.due_at, q.id LIMIT 100";
 
 pub struct QueueDepth {
     /// (queued calls, dispatch p50 ms, p99 ms) per depth.

@@ -38,21 +38,66 @@ const VISITS_AT_ONCE: usize = 4;
 struct Capacity {
     /// Free slots of the campaign's `max_concurrency`.
     free_slots: i64,
-    /// With `calls_per_minute`: the dial spacing and when the next dial may go.
+    /// With `calls_per_minute`: where the campaign is in its pacing.
     pacing: Option<Pacing>,
 }
 
-/// Pacing spaces a campaign's dials evenly, one every 60/N seconds for `calls_per_minute` N: a
+/// Pacing spaces a campaign's dials evenly, one every 60/N seconds for `calls_per_minute` N — a
 /// minute's allowance sent at once would ring N phones in the same second, then none for a minute.
+/// Dials keep to a grid: the next one's slot is one spacing after the last one's slot, not after
+/// the moment it went, so visits a few milliseconds late do not slow the rate down; and no 60 s
+/// ever holds more than N (a late dial followed by one on time could otherwise make N + 1).
 #[derive(Debug, Clone, Copy)]
 struct Pacing {
     spacing: TimeDelta,
-    next_dial_at: DateTime<Utc>,
+    per_minute: i64,
+    /// Dials in the last 60 s, and the oldest of them.
+    recent: i64,
+    oldest_recent: Option<DateTime<Utc>>,
+    /// The next dial's slot (`campaigns.next_dial_at`; `None` before the first dial).
+    next_slot: Option<DateTime<Utc>>,
 }
 
+/// The span `calls_per_minute` counts over.
+const MINUTE: TimeDelta = TimeDelta::seconds(60);
+
 impl Pacing {
-    fn spacing(calls_per_minute: i32) -> TimeDelta {
-        TimeDelta::microseconds(60_000_000 / i64::from(calls_per_minute.max(1)))
+    fn new(
+        per_minute: i32,
+        recent: i64,
+        oldest_recent: Option<DateTime<Utc>>,
+        next_slot: Option<DateTime<Utc>>,
+    ) -> Self {
+        let per_minute = i64::from(per_minute.max(1));
+        Self {
+            spacing: TimeDelta::microseconds(60_000_000 / per_minute),
+            per_minute,
+            recent,
+            oldest_recent,
+            next_slot,
+        }
+    }
+
+    fn allows_a_dial(&self, now: DateTime<Utc>) -> bool {
+        self.next_slot.is_none_or(|slot| slot <= now) && self.recent < self.per_minute
+    }
+
+    /// The slot after a dial made at `now`: one spacing after this dial's own slot while the
+    /// campaign keeps to its grid (it is less than a spacing late), else one spacing after now.
+    fn slot_after_dial(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.next_slot.filter(|slot| *slot > now - self.spacing).unwrap_or(now) + self.spacing
+    }
+
+    /// When the next dial may go, after a visit that placed `placed` calls.
+    fn next_dial(&self, placed: i64, now: DateTime<Utc>) -> DateTime<Utc> {
+        let slot = match placed {
+            0 => self.next_slot.unwrap_or(now),
+            _ => self.slot_after_dial(now),
+        };
+        match self.recent + placed >= self.per_minute {
+            true => slot.max(self.oldest_recent.unwrap_or(now) + MINUTE),
+            false => slot,
+        }
     }
 }
 
@@ -60,7 +105,7 @@ impl Capacity {
     /// Calls to start in this visit: one at a time when paced.
     fn calls(&self, now: DateTime<Utc>) -> i64 {
         let paced = match self.pacing {
-            Some(pacing) if pacing.next_dial_at > now => 0,
+            Some(pacing) if !pacing.allows_a_dial(now) => 0,
             Some(_) => 1,
             None => i64::MAX,
         };
@@ -134,7 +179,7 @@ impl CallService {
         // counts, are then the calls' creation times, however long the pass has been running.
         let now = self.now();
         if let Some(starts) = campaign.starts_at.filter(|starts| now < *starts) {
-            set_next_due(&mut tx, id, Some(starts), 0).await?;
+            set_next_due(&mut tx, id, Some(starts), 0, None).await?;
             tx.commit().await?;
             return Ok(0);
         }
@@ -146,7 +191,7 @@ impl CallService {
             )
             .execute(&mut *tx)
             .await?;
-            set_next_due(&mut tx, id, None, 0).await?;
+            set_next_due(&mut tx, id, None, 0, None).await?;
             complete_if_finished(&mut tx, id).await?;
             tx.commit().await?;
             return Ok(0);
@@ -157,7 +202,8 @@ impl CallService {
         let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(now), now).await?;
         let placed = started.placed;
         let next = next_due(&mut tx, &campaign, capacity, placed, now).await?;
-        set_next_due(&mut tx, id, next, placed).await?;
+        let next_dial = capacity.pacing.filter(|_| placed > 0).map(|pacing| pacing.slot_after_dial(now));
+        set_next_due(&mut tx, id, next, placed, next_dial).await?;
         complete_if_finished(&mut tx, id).await?;
         tx.commit().await?;
         for call in started.calls {
@@ -256,33 +302,32 @@ impl CallService {
         Ok(())
     }
 
-    /// What `campaign` may start now: free concurrency, and when pacing lets the next dial go.
+    /// What `campaign` may start now: free concurrency, and where it is in its pacing.
     async fn capacity(
         &self,
         conn: &mut sqlx::PgConnection,
         campaign: &Campaign,
         now: DateTime<Utc>,
     ) -> Result<Capacity, CallError> {
-        let spacing = campaign.calls_per_minute.map(Pacing::spacing);
         // Live = waiting in the queue for a slot, or holding one until the line is free
-        // (`call-disconnected` or a terminal status frees it). Both are index scans; the last dial
-        // is looked for only within one spacing (none there: the next may go now).
+        // (`call-disconnected` or a terminal status frees it). All index scans.
         let row = sqlx::query!(
             r#"SELECT (SELECT count(*) FROM calls WHERE campaign_id = $1
                          AND NOT call_status_is_terminal(status) AND status <> 'call-disconnected') AS "live!",
-                      (SELECT max(last_attempt_at) FROM campaign_contacts
-                        WHERE campaign_id = $1 AND last_attempt_at > $2) AS "last_dial""#,
+                      recent.n AS "recent!", recent.oldest AS "oldest_recent",
+                      (SELECT next_dial_at FROM campaigns WHERE id = $1) AS "next_dial_at"
+               FROM (SELECT count(*) AS n, min(last_attempt_at) AS oldest FROM campaign_contacts
+                      WHERE campaign_id = $1 AND last_attempt_at > $2) recent"#,
             campaign.id,
-            now - spacing.unwrap_or_default()
+            now - MINUTE
         )
         .fetch_one(conn)
         .await?;
         Ok(Capacity {
             free_slots: i64::from(campaign.max_concurrency) - row.live,
-            pacing: spacing.map(|spacing| Pacing {
-                spacing,
-                next_dial_at: row.last_dial.map_or(now, |last| last + spacing),
-            }),
+            pacing: campaign
+                .calls_per_minute
+                .map(|per_minute| Pacing::new(per_minute, row.recent, row.oldest_recent, row.next_dial_at)),
         })
     }
 }
@@ -306,7 +351,7 @@ struct Started {
 /// When the campaign needs a visit next, after one that found `capacity` and placed `placed`:
 /// - no free slot left: `None` — one of its calls freeing its line wakes it ([`super::due`]);
 /// - else when its next contact is due ([`next_contact_due`]), but not before pacing lets the next
-///   dial go (one spacing after the last);
+///   dial go ([`Pacing::next_dial`]);
 /// - and no later than its `ends_at`, which cancels what is left.
 async fn next_due(
     conn: &mut sqlx::PgConnection,
@@ -319,10 +364,7 @@ async fn next_due(
         None
     } else {
         let earliest = next_contact_due(conn, campaign.id, now).await?;
-        let next_dial = capacity.pacing.map(|pacing| match placed {
-            0 => pacing.next_dial_at,
-            _ => now + pacing.spacing,
-        });
+        let next_dial = capacity.pacing.map(|pacing| pacing.next_dial(placed, now));
         earliest.map(|due| next_dial.map_or(due, |dial| due.max(dial)))
     };
     Ok(match (contact_due, campaign.ends_at) {
@@ -332,18 +374,23 @@ async fn next_due(
     })
 }
 
-/// Records when the campaign is due next and the calls a visit placed.
+/// Records when the campaign is due next, the calls a visit placed and, when it dialled under
+/// pacing, the next dial's slot.
 async fn set_next_due(
     conn: &mut sqlx::PgConnection,
     id: Uuid,
     next: Option<DateTime<Utc>>,
     placed: i64,
+    next_dial: Option<DateTime<Utc>>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE campaigns SET next_due_at = $2, calls_placed = calls_placed + $3 WHERE id = $1",
+        "UPDATE campaigns SET next_due_at = $2, calls_placed = calls_placed + $3,
+                next_dial_at = coalesce($4, next_dial_at)
+         WHERE id = $1",
         id,
         next,
-        placed
+        placed,
+        next_dial
     )
     .execute(conn)
     .await?;
@@ -374,4 +421,64 @@ fn user_data(
     data.insert("switchboard_campaign_id".into(), Value::String(campaign.id.to_string()));
     data.insert("switchboard_contact_id".into(), Value::String(contact.to_string()));
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: f64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+            + TimeDelta::milliseconds((seconds * 1000.0) as i64)
+    }
+
+    /// Dials of a campaign paced at `per_minute` whose visits come `late` seconds after each due
+    /// time, over `seconds`: when each went.
+    fn simulate(per_minute: i32, late: f64, seconds: f64) -> Vec<DateTime<Utc>> {
+        let mut dials: Vec<DateTime<Utc>> = Vec::new();
+        let mut next_slot = None;
+        let mut now = at(0.0);
+        while now < at(seconds) {
+            let recent: Vec<_> = dials.iter().filter(|d| **d > now - MINUTE).collect();
+            let pacing = Pacing::new(per_minute, recent.len() as i64, recent.first().map(|d| **d), next_slot);
+            let placed = i64::from(pacing.allows_a_dial(now));
+            if placed == 1 {
+                dials.push(now);
+                next_slot = Some(pacing.slot_after_dial(now));
+            }
+            now = pacing.next_dial(placed, now) + TimeDelta::milliseconds((late * 1000.0) as i64);
+        }
+        dials
+    }
+
+    #[test]
+    fn late_visits_keep_the_grid_and_no_minute_goes_over_the_rate() {
+        for (per_minute, late) in [(300, 0.0), (300, 0.015), (300, 0.15), (6, 0.4), (1, 0.2)] {
+            let dials = simulate(per_minute, late, 180.0);
+            let first_minute = dials.iter().filter(|d| **d < at(60.0)).count();
+            assert_eq!(first_minute, per_minute as usize, "{per_minute}/min, {late} s late");
+            for (i, dial) in dials.iter().enumerate() {
+                let within = dials[i..].iter().take_while(|d| **d - *dial < MINUTE).count();
+                assert!(within <= per_minute as usize, "{per_minute}/min, {late} s late: {within} in 60 s");
+            }
+            let spacing = 60.0 / f64::from(per_minute);
+            for pair in dials.windows(2) {
+                let gap = (pair[1] - pair[0]).num_milliseconds() as f64 / 1000.0;
+                assert!(
+                    gap >= spacing - late - 0.001 && gap <= spacing + late + 0.001,
+                    "{per_minute}/min: gap {gap}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn after_a_pause_the_grid_starts_again_from_the_next_dial() {
+        let pacing = Pacing::new(6, 0, None, Some(at(10.0)));
+        // An hour later (the campaign was paused): dial now, the next 10 s later, not at once.
+        assert!(pacing.allows_a_dial(at(3600.0)));
+        assert_eq!(pacing.slot_after_dial(at(3600.0)), at(3610.0));
+        // On time: the grid goes on from the slot, not from the late moment.
+        assert_eq!(pacing.slot_after_dial(at(10.3)), at(20.0));
+    }
 }
