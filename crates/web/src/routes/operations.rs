@@ -32,7 +32,9 @@ pub struct DiagnosticsQuery {
 }
 
 /// Stuck slots, slots missing an execution ID, calls non-terminal for too long, unapplied webhook
-/// events and webhook lag, as numbers.
+/// events and webhook lag, the queue and scheduled calls, the account's lines (in use, configured,
+/// and Bolna's own `concurrency.max` from `GET /user/me`), Bolna's rate limit and its free send
+/// tokens, and the circuit, as numbers.
 #[utoipa::path(get, path = "/v1/admin/diagnostics", tag = "admin", params(DiagnosticsQuery),
     responses((status = 200, description = "The numbers; the first two should be 0")),
     security(("admin_token" = [])))]
