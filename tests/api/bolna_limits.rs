@@ -19,12 +19,6 @@ use crate::helpers::{
 const WINDOW: Duration = Duration::from_secs(6);
 const LIMIT: u32 = 20;
 
-async fn diagnostics(app: &TestApp) -> Value {
-    let response = app.admin(app.client.get(app.url("/v1/admin/diagnostics"))).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
 /// Every call of `user`, by id, once it has left `status`.
 async fn statuses(app: &TestApp, user: &TestUser) -> BTreeMap<String, String> {
     let page = app.get_json_as(user, "/v1/calls?limit=100").await;
@@ -89,7 +83,7 @@ async fn two_instances_offered_twice_the_rate_send_at_most_the_limit_per_window_
             > 0.0
     );
     assert_eq!(first.metric("switchboard_bolna_send_tokens").await, f64::from(LIMIT));
-    let tokens_free = diagnostics(&first).await["bolna_send_tokens_free"].as_i64().unwrap();
+    let tokens_free = first.diagnostics().await["bolna_send_tokens_free"].as_i64().unwrap();
     assert!((0..=i64::from(LIMIT)).contains(&tokens_free), "{tokens_free}");
 }
 
@@ -103,12 +97,12 @@ async fn an_account_limit_above_bolnas_concurrency_is_clamped_to_it() {
         },
     )
     .await;
-    let mut diagnostics_now = diagnostics(&app).await;
+    let mut diagnostics_now = app.diagnostics().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while diagnostics_now["account_lines"] != 3 {
         assert!(Instant::now() < deadline, "not clamped: {diagnostics_now}");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        diagnostics_now = diagnostics(&app).await;
+        diagnostics_now = app.diagnostics().await;
     }
     assert_eq!(diagnostics_now["account_lines_configured"], 50);
     assert_eq!(diagnostics_now["bolna_account_concurrency_max"], 3);
@@ -237,4 +231,33 @@ async fn a_call_bolna_reschedules_to_its_agents_hours_is_stopped_and_frees_its_s
     let highs = &stats.open_by_agent_high_water;
     assert!(highs.values().all(|high| *high <= 1), "the user's limit of one held: {highs:?}");
     assert_eq!(app.held_slots().await, 1, "only the live call holds a slot");
+}
+
+#[tokio::test]
+async fn a_rescheduled_call_whose_webhooks_are_lost_is_taken_back_when_its_lease_runs_out() {
+    let hour = Utc::now().hour();
+    let app = spawn_app_with(
+        |s| {
+            s.reconciler.interval_seconds = 1;
+            s.reconciler.lease_seconds = 1;
+        },
+        |sim| sim.guardrails = Some(CallingHours { start_hour: hour, end_hour: (hour + 2).min(24) }),
+    )
+    .await;
+    app.sim.set_faults(bolna_sim::FaultUpdate {
+        webhooks: Some(bolna_sim::WebhookFaults {
+            drop_probability: 1.0,
+            ..bolna_sim::WebhookFaults::default()
+        }),
+        ..bolna_sim::FaultUpdate::default()
+    });
+    let user = app.create_user(1, 0).await;
+    let call = app.start_call(&user, "+919812300003", 201).await;
+
+    // No webhook arrives: the reconciler finds the call rescheduled at Bolna and takes it back.
+    let stopped = app.wait_for_status(&user, call["id"].as_str().unwrap(), "stopped").await;
+    assert!(stopped["error"].as_str().unwrap().contains("calling hours"), "{stopped}");
+    app.wait_for_no_slots().await;
+    let stats = app.sim.stats();
+    assert_eq!((stats.rescheduled, stats.dialled, stats.webhooks_delivered), (1, 0, 0));
 }

@@ -159,6 +159,14 @@ pub fn call_body(recipient: &str) -> Value {
 }
 
 impl TestApp {
+    /// `GET /v1/admin/diagnostics`.
+    pub async fn diagnostics(&self) -> Value {
+        let response =
+            self.admin(self.client.get(self.url("/v1/admin/diagnostics"))).send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+
     /// A gauge or counter without labels from this instance's `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self.get("/metrics").await.text().await.expect("metrics text");

@@ -33,10 +33,6 @@ async fn metric(app: &TestApp, name_and_labels: &str) -> f64 {
         .sum()
 }
 
-async fn diagnostics(app: &TestApp) -> Value {
-    app.admin(app.client.get(app.url("/v1/admin/diagnostics"))).send().await.unwrap().json().await.unwrap()
-}
-
 #[tokio::test]
 async fn a_call_whose_webhooks_are_all_lost_ends_with_bolnas_status_and_frees_its_slot() {
     let app = spawn_app_with(fast_reconciler, |_| {}).await;
@@ -110,7 +106,7 @@ async fn while_bolna_is_down_calls_queue_and_all_start_once_it_is_back() {
     }
     // Each try at the absent Bolna fails; after three the breaker holds calls back.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while diagnostics(&app).await["bolna_circuit_open"] != true {
+    while app.diagnostics().await["bolna_circuit_open"] != true {
         assert!(std::time::Instant::now() < deadline, "the circuit never opened");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -203,7 +199,7 @@ async fn diagnostics_count_stuck_slots_missing_ids_stale_calls_and_unapplied_eve
     let first = app.start_call(&user, "+15550002501", 201).await;
     app.start_call(&user, "+15550002502", 201).await;
     eventually("both calls live (no more webhooks)", || app.sim.stats().webhooks_delivered >= 8).await;
-    let healthy = diagnostics(&app).await;
+    let healthy = app.diagnostics().await;
     // Age one slot past an hour and strip its execution ID, as a stuck system would look.
     sqlx::query("UPDATE active_calls SET started_at = now() - interval '2 hours', bolna_execution_id = NULL WHERE id = $1::uuid")
         .bind(first["id"].as_str().unwrap())
@@ -217,7 +213,7 @@ async fn diagnostics_count_stuck_slots_missing_ids_stale_calls_and_unapplied_eve
         .unwrap();
     app.post_webhook(r#"{"id": "nobody-knows", "status": "ringing"}"#).await;
 
-    let stuck = diagnostics(&app).await;
+    let stuck = app.diagnostics().await;
 
     assert_eq!(healthy["slots_held_over_an_hour"], 0);
     assert_eq!(healthy["slots_missing_execution_id"], 0);
