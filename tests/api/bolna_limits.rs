@@ -82,8 +82,8 @@ async fn two_instances_offered_twice_the_rate_send_at_most_the_limit_per_window_
             + second.metric("switchboard_bolna_rate_limit_waits_total").await
             > 0.0
     );
-    assert_eq!(first.metric("switchboard_bolna_send_tokens").await, f64::from(LIMIT));
-    let tokens_free = first.diagnostics().await["bolna_send_tokens_free"].as_i64().unwrap();
+    assert_eq!(first.metric("switchboard_bolna_rate_limit_per_minute").await, f64::from(LIMIT));
+    let tokens_free = first.diagnostics().await["bolna_rate_remaining"].as_i64().unwrap();
     assert!((0..=i64::from(LIMIT)).contains(&tokens_free), "{tokens_free}");
 }
 

@@ -34,7 +34,7 @@ pub struct Diagnostics {
     pub bolna_account_checked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// `bolna.max_calls_per_minute`, and the send tokens free now.
     pub bolna_max_calls_per_minute: i64,
-    pub bolna_send_tokens_free: i64,
+    pub bolna_rate_remaining: i64,
     pub scheduled_calls: i64,
     pub bolna_circuit_open: bool,
 }
@@ -81,7 +81,7 @@ impl CallService {
             bolna_account_concurrency_max: account.and_then(|a| a.concurrency_max).map(i64::from),
             bolna_account_checked_at: account.map(|a| a.checked_at),
             bolna_max_calls_per_minute: i64::from(policy.send_tokens),
-            bolna_send_tokens_free: tokens.free,
+            bolna_rate_remaining: tokens.free,
             scheduled_calls: row.scheduled,
             bolna_circuit_open: self.bolna_is_held_back(),
         })
@@ -111,24 +111,21 @@ impl CallService {
             metrics.queue_depth.with_label_values(&label).set(row.queued);
             metrics.oldest_queued_seconds.with_label_values(&label).set(row.oldest.unwrap_or(0.0));
         }
-        let unapplied = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "unapplied!" FROM webhook_events WHERE outcome IN ('pending','unmatched')"#
+        let counts = sqlx::query!(
+            r#"SELECT (SELECT count(*) FROM webhook_events WHERE outcome IN ('pending','unmatched')) AS "unapplied!",
+                      (SELECT count(*) FROM calls WHERE status = 'scheduled') AS "scheduled!""#
         )
         .fetch_one(&mut *conn)
         .await?;
         metrics.account_lines_in_use.set(ledger.lines_in_use);
         let policy = self.slot_policy();
         let tokens = concurrency::send_tokens(&mut conn, &policy).await?;
-        let scheduled =
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM calls WHERE status = 'scheduled'"#)
-                .fetch_one(&mut *conn)
-                .await?;
         metrics.account_lines.set(i64::from(policy.account_lines));
         metrics.account_lines_configured.set(i64::from(self.config().account_lines));
-        metrics.send_tokens.set(i64::from(policy.send_tokens));
-        metrics.send_tokens_free.set(tokens.free);
-        metrics.scheduled_calls.set(scheduled);
-        metrics.unapplied_webhook_events.set(unapplied);
+        metrics.rate_limit.set(i64::from(policy.send_tokens));
+        metrics.rate_remaining.set(tokens.free);
+        metrics.scheduled_calls.set(counts.scheduled);
+        metrics.unapplied_webhook_events.set(counts.unapplied);
         self.bolna_is_held_back();
         Ok(metrics.encode())
     }

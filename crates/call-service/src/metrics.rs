@@ -40,8 +40,8 @@ pub struct Metrics {
     pub account_lines: IntGauge,
     pub account_lines_configured: IntGauge,
     pub bolna_account_concurrency: IntGauge,
-    pub send_tokens_free: IntGauge,
-    pub send_tokens: IntGauge,
+    pub rate_remaining: IntGauge,
+    pub rate_limit: IntGauge,
     pub rate_limit_waits: prometheus::IntCounter,
     pub scheduled_calls: IntGauge,
     pub queue_depth: IntGaugeVec,
@@ -149,13 +149,13 @@ impl Metrics {
                 "Bolna's account concurrency from GET /user/me (0: not read yet)",
             )
             .expect(DEFINITION),
-            send_tokens_free: IntGauge::new(
-                "bolna_send_tokens_free",
+            rate_remaining: IntGauge::new(
+                "bolna_rate_remaining",
                 "Send tokens free now: POST /call Switchboard may still send in Bolna's rate window",
             )
             .expect(DEFINITION),
-            send_tokens: IntGauge::new(
-                "bolna_send_tokens",
+            rate_limit: IntGauge::new(
+                "bolna_rate_limit_per_minute",
                 "Send tokens per rate window (bolna.max_calls_per_minute)",
             )
             .expect(DEFINITION),
@@ -215,8 +215,8 @@ impl Metrics {
             Box::new(self.account_lines.clone()),
             Box::new(self.account_lines_configured.clone()),
             Box::new(self.bolna_account_concurrency.clone()),
-            Box::new(self.send_tokens_free.clone()),
-            Box::new(self.send_tokens.clone()),
+            Box::new(self.rate_remaining.clone()),
+            Box::new(self.rate_limit.clone()),
             Box::new(self.rate_limit_waits.clone()),
             Box::new(self.scheduled_calls.clone()),
             Box::new(self.queue_depth.clone()),

@@ -349,6 +349,10 @@ BEGIN
     IF cardinality(v_started) > 0 THEN
         PERFORM take_slots(v_started, v_started_lines, v_started_tokens, p_lease_seconds);
     END IF;
+    -- A new scheduled call may be due before any dispatcher's next wake: wake them all at commit.
+    IF 'scheduled' = ANY (v_decisions) THEN
+        PERFORM pg_notify('switchboard_dispatch', '');
+    END IF;
 END
 $$;
 

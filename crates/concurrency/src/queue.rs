@@ -10,7 +10,8 @@ use crate::policy::SlotPolicy;
 use crate::release::{release_call_slot, ReleasedSlot};
 
 /// The channel dispatchers listen on: a slot or line freed that no queued call of the same user
-/// and type took (or a limit raised), so another user's queue may start.
+/// and type took (or a limit raised), so another user's queue may start; `admit_calls` in
+/// `sql/ledger.sql` notifies it too (by this name) when it inserts a scheduled call.
 pub const DISPATCH_CHANNEL: &str = "switchboard_dispatch";
 
 /// What trying to start the head of a queue did.

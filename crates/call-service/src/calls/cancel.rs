@@ -51,12 +51,18 @@ impl CallService {
                 (StartOutcome::Unknown, _) => CallError::BolnaUnavailable(error.to_string()),
             });
         }
+        self.end_stopped_call(id, Ending::StoppedAtBolna).await?;
+        self.reload(id).await
+    }
+
+    /// Ends a call Bolna has just stopped while it still waited there, and hands its slot on.
+    async fn end_stopped_call(&self, id: CallId, ending: Ending<'_>) -> Result<(), CallError> {
         let mut tx = self.pool().begin().await?;
         store::lock_call(&mut tx, id).await?;
-        let next = end_call(&mut tx, id, Ending::StoppedAtBolna, &self.slot_policy(), self.now()).await?;
+        let next = end_call(&mut tx, id, ending, &self.slot_policy(), self.now()).await?;
         tx.commit().await?;
         self.start_after_commit(next);
-        self.reload(id).await
+        Ok(())
     }
 
     /// Bolna answered `rescheduled`: its agent's calling hours (guardrails, in the recipient's
@@ -86,13 +92,8 @@ impl CallService {
             tracing::warn!(call_id = %id, execution_id, error = %error, "Bolna did not stop a rescheduled call: it keeps its slot until Bolna ends it");
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
-        store::lock_call(&mut tx, id).await?;
-        let next =
-            end_call(&mut tx, id, Ending::OutsideCallingHours, &self.slot_policy(), self.now()).await?;
-        tx.commit().await?;
+        self.end_stopped_call(id, Ending::OutsideCallingHours).await?;
         tracing::info!(call_id = %id, execution_id, "Bolna rescheduled the call to its agent's calling hours: stopped there, slot freed");
-        self.start_after_commit(next);
         Ok(())
     }
 

@@ -50,11 +50,6 @@ impl CallService {
             Admitted::Waiting(_) => "queued",
             Admitted::Replayed(_) => "replayed",
         };
-        if scheduled && matches!(admitted, Admitted::Waiting(_)) {
-            // Every instance's dispatcher learns the new earliest time.
-            let mut conn = self.pool().acquire().await?;
-            concurrency::announce_free_capacity(&mut conn).await?;
-        }
         self.metrics().admissions.with_label_values(&[call_type.as_str(), result]).inc();
         Ok(admitted)
     }

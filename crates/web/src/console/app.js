@@ -251,7 +251,7 @@ const DIAGNOSTICS = [
   ['account_lines_configured', 'Account lines configured'],
   ['bolna_account_concurrency_max', "Bolna's account concurrency"],
   ['bolna_max_calls_per_minute', 'Bolna rate limit (calls/min)'],
-  ['bolna_send_tokens_free', 'Calls Bolna still takes this minute'],
+  ['bolna_rate_remaining', 'Calls Bolna still takes this minute'],
   ['bolna_circuit_open', 'Bolna circuit open'],
 ];
 
