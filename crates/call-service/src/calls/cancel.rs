@@ -3,7 +3,7 @@
 
 use bolna_client::{BolnaStatus, Execution, StartOutcome};
 
-use super::ending::{end_call, Ending};
+use super::ending::{end_call, Ending, OUTSIDE_CALLING_HOURS};
 use super::model::Call;
 use super::status::CallStatus;
 use super::store;
@@ -88,7 +88,10 @@ impl CallService {
     }
 
     async fn stop_rescheduled(&self, id: CallId, execution_id: &str) -> Result<(), CallError> {
+        store::mark_stop_reason(&mut *self.pool().acquire().await?, id, OUTSIDE_CALLING_HOURS, true).await?;
         if let Err(error) = self.bolna_request("stop_call", self.bolna().stop_call(execution_id)).await {
+            store::mark_stop_reason(&mut *self.pool().acquire().await?, id, OUTSIDE_CALLING_HOURS, false)
+                .await?;
             tracing::warn!(call_id = %id, execution_id, error = %error, "Bolna did not stop a rescheduled call: it keeps its slot until Bolna ends it");
             return Ok(());
         }

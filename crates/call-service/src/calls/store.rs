@@ -65,6 +65,27 @@ pub(crate) async fn mark_cancel_requested(conn: &mut PgConnection, id: CallId) -
     Ok(())
 }
 
+/// Switchboard is about to stop a placed call at Bolna for `reason`: recorded first, so the call
+/// ends with it whichever comes first — Bolna's `stopped` webhook (which keeps an error it does
+/// not replace) or [`super::ending::end_call`]. `keep` false takes it back (Bolna refused the stop).
+pub(crate) async fn mark_stop_reason(
+    conn: &mut PgConnection,
+    id: CallId,
+    reason: &str,
+    keep: bool,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE calls SET error = CASE WHEN $3 THEN $2 END
+         WHERE id = $1 AND status = 'placed' AND (error IS NULL OR error = $2)",
+        id as CallId,
+        reason,
+        keep
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A call that held a slot but was not sent goes back to `queued`, keeping its place (its
 /// `created_at`); the caller frees the slot.
 pub(crate) async fn mark_requeued(conn: &mut PgConnection, id: CallId, why: &str) -> sqlx::Result<()> {
