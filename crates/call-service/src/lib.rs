@@ -6,6 +6,7 @@
 extern crate self as call_service;
 
 pub mod account;
+pub mod audit;
 mod batch;
 mod bolna_gate;
 pub mod calls;

@@ -47,6 +47,10 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     pub oldest_queued_seconds: prometheus::GaugeVec,
     pub unapplied_webhook_events: IntGauge,
+    /// Processed webhook bodies deleted by retention (`webhook.retention_days`).
+    pub webhook_bodies_deleted: prometheus::IntCounter,
+    /// API requests refused with 429 by `http.rate_limit`.
+    pub requests_rate_limited: prometheus::IntCounter,
     /// Open `GET /v1/events` streams on this instance.
     pub event_streams: IntGauge,
     /// Events written to streams.
@@ -181,6 +185,16 @@ impl Metrics {
                 "Stored events not (yet) applied",
             )
             .expect(DEFINITION),
+            webhook_bodies_deleted: prometheus::IntCounter::new(
+                "webhook_bodies_deleted_total",
+                "Processed webhook bodies deleted past webhook.retention_days",
+            )
+            .expect(DEFINITION),
+            requests_rate_limited: prometheus::IntCounter::new(
+                "requests_rate_limited_total",
+                "API requests refused with 429 by http.rate_limit",
+            )
+            .expect(DEFINITION),
             event_streams: IntGauge::new("event_streams", "Open event streams on this instance")
                 .expect(DEFINITION),
             events_sent: prometheus::IntCounter::new("events_sent_total", "Events written to streams")
@@ -222,6 +236,8 @@ impl Metrics {
             Box::new(self.queue_depth.clone()),
             Box::new(self.oldest_queued_seconds.clone()),
             Box::new(self.unapplied_webhook_events.clone()),
+            Box::new(self.webhook_bodies_deleted.clone()),
+            Box::new(self.requests_rate_limited.clone()),
             Box::new(self.event_streams.clone()),
             Box::new(self.events_sent.clone()),
             Box::new(self.event_resets.clone()),

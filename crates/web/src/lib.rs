@@ -10,6 +10,7 @@ pub mod database;
 pub mod events;
 pub mod extract;
 pub mod problem;
+pub mod request_limit;
 pub mod routes;
 pub mod secrets;
 pub mod settings;

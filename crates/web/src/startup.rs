@@ -27,6 +27,8 @@ pub struct Application {
     calls: CallService,
     background: CancellationToken,
     background_task: tokio::task::JoinHandle<()>,
+    /// The key cache's upkeep and the webhook bodies' retention.
+    upkeep_tasks: Vec<tokio::task::JoinHandle<()>>,
     events: EventHub,
     events_task: tokio::task::JoinHandle<()>,
     shutdown_timeout: Duration,
@@ -73,6 +75,12 @@ impl Application {
             Duration::from_secs(settings.auth.key_cache_seconds),
             KEY_CACHE_CAPACITY,
         ));
+        let key_upkeep =
+            tokio::spawn(call_service::users::run_key_upkeep(pool.clone(), keys.clone(), background.clone()));
+        let retention = settings.webhook.retention().map(|keep| {
+            tokio::spawn(calls.clone().run_webhook_retention(keep, background.clone()))
+        });
+        let request_limit = crate::request_limit::RequestLimiter::from_settings(&settings.http.rate_limit).map(Arc::new);
         let state = AppState {
             pool,
             settings: Arc::new(settings),
@@ -80,10 +88,22 @@ impl Application {
             webhook_guard,
             events: events.clone(),
             keys,
+            request_limit,
         };
         let events_task = tokio::spawn(crate::events::run_hub(state.clone(), background.clone()));
+        let upkeep_tasks = [Some(key_upkeep), retention].into_iter().flatten().collect();
         let server = serve(listener, state)?;
-        Ok(Self { port, server, calls, background, background_task, events, events_task, shutdown_timeout })
+        Ok(Self {
+            port,
+            server,
+            calls,
+            background,
+            background_task,
+            upkeep_tasks,
+            events,
+            events_task,
+            shutdown_timeout,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -124,6 +144,7 @@ impl Application {
             tracing::warn!("background tasks did not stop in time");
         }
         let _ = tokio::time::timeout_at(deadline, self.events_task).await;
+        let _ = tokio::time::timeout_at(deadline, futures::future::join_all(self.upkeep_tasks)).await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !self.calls.drain(left).await {
             tracing::warn!(
@@ -184,6 +205,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 .wrap(crate::cors::policy(&origins))
                 .wrap(from_fn(refuse_nul_in_url))
                 .wrap(from_fn(echo_request_id))
+                .wrap(from_fn(crate::request_limit::add_rate_limit_fields))
                 .wrap(TracingLogger::default())
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(max_body))
@@ -200,6 +222,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 .configure(routes::calls::routes)
                 .configure(routes::campaigns::routes)
                 .configure(routes::admin::routes)
+                .configure(routes::api_keys::routes)
                 .configure(routes::webhooks::routes)
                 .configure(routes::events::routes)
                 .configure(routes::console::routes)

@@ -7,6 +7,7 @@ use call_service::CallService;
 use sqlx::PgPool;
 
 use crate::events::EventHub;
+use crate::request_limit::RequestLimiter;
 use crate::settings::Settings;
 use crate::webhook_guard::WebhookGuard;
 
@@ -20,4 +21,6 @@ pub struct AppState {
     pub events: EventHub,
     /// API keys seen recently (`auth.key_cache_seconds`).
     pub keys: Arc<KeyCache>,
+    /// Requests per API key (`http.rate_limit`); `None` when off.
+    pub request_limit: Option<Arc<RequestLimiter>>,
 }

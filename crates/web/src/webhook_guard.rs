@@ -147,6 +147,7 @@ mod tests {
             token: Some(SecretString::from("t")),
             allowed_ips: allowed.iter().map(|s| s.to_string()).collect(),
             trusted_proxies: proxies.iter().map(|s| s.to_string()).collect(),
+            retention_days: 30.0,
         })
     }
 

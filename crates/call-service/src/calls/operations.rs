@@ -88,14 +88,8 @@ impl CallService {
         let Some(slot) = concurrency::slot_of(&mut tx, call).await? else { return Ok(None) };
         let why = format!("slot force-released by an operator: {reason}");
         let next = end_call(&mut tx, call, Ending::Failed(&why), &self.slot_policy(), self.now()).await?;
-        sqlx::query!(
-            "INSERT INTO audit_log (actor, action, subject_id, details) VALUES ($1, 'force_release', $2, $3)",
-            actor,
-            call.as_uuid(),
-            json!({"reason": reason, "user_id": slot.user_id, "call_type": slot.call_type, "bolna_execution_id": slot.bolna_execution_id})
-        )
-        .execute(&mut *tx)
-        .await?;
+        let details = json!({"reason": reason, "user_id": slot.user_id, "call_type": slot.call_type, "bolna_execution_id": slot.bolna_execution_id});
+        crate::audit::record_audit(&mut tx, actor, "force_release", Some(call.as_uuid()), details).await?;
         tx.commit().await?;
         tracing::warn!(call_id = %call, actor, reason, "slot force-released");
         self.start_after_commit(next);

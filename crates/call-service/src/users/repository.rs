@@ -1,11 +1,10 @@
-//! SQL for `users` and `api_keys`. Functions take a connection so callers can compose them inside
+//! SQL for `users`. Functions take a connection so callers can compose them inside
 //! one transaction.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::api_key::{ApiKey, ApiKeyHash};
 use crate::UserId;
 
 /// A user as stored.
@@ -40,43 +39,6 @@ pub async fn create_user(conn: &mut PgConnection, new: &NewUser) -> sqlx::Result
         new.campaign_call_limit,
     )
     .fetch_one(conn)
-    .await
-}
-
-/// Issues a new key for `user`; the returned key is the only copy of its text.
-#[tracing::instrument(name = "Issue an API key", skip_all, fields(user_id = %user))]
-pub async fn issue_api_key(conn: &mut PgConnection, user: UserId) -> sqlx::Result<ApiKey> {
-    let key = ApiKey::generate();
-    sqlx::query!(
-        "INSERT INTO api_keys (id, user_id, key_hash, key_prefix) VALUES ($1, $2, $3, $4)",
-        uuid::Uuid::now_v7(),
-        user as UserId,
-        &key.hash().0[..],
-        key.display_prefix(),
-    )
-    .execute(conn)
-    .await?;
-    Ok(key)
-}
-
-/// The user owning a presented, unrevoked key.
-pub async fn find_user_by_api_key(conn: &mut PgConnection, presented: &str) -> sqlx::Result<Option<User>> {
-    if !ApiKeyHash::plausible(presented) {
-        return Ok(None);
-    }
-    find_user_by_key_hash(conn, &ApiKeyHash::of(presented)).await
-}
-
-/// The user owning the unrevoked key with this hash.
-pub async fn find_user_by_key_hash(conn: &mut PgConnection, hash: &ApiKeyHash) -> sqlx::Result<Option<User>> {
-    sqlx::query_as!(
-        User,
-        r#"SELECT u.id AS "id: UserId", u.name, u.direct_call_limit, u.campaign_call_limit, u.created_at, u.updated_at
-           FROM api_keys k JOIN users u ON u.id = k.user_id
-           WHERE k.key_hash = $1 AND k.revoked_at IS NULL"#,
-        &hash.0[..],
-    )
-    .fetch_optional(conn)
     .await
 }
 

@@ -5,12 +5,14 @@
 pub(crate) mod batched;
 mod decision;
 mod locked;
+mod retention;
 mod store;
 mod writer;
 
 use batched::{LiveOutcome, LiveWebhook};
 pub(crate) use locked::{apply_execution, Applied};
 pub(crate) use store::set_outcome as set_event_outcome;
+pub use retention::{delete_processed_bodies, RETENTION_BATCH};
 pub use store::{EventOutcome, ReceivedEvent};
 
 use bolna_client::Execution;

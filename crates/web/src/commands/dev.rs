@@ -6,7 +6,9 @@
 
 use anyhow::Context;
 use bolna_sim::{SimConfig, Simulator, WebhookTarget};
-use call_service::users::{create_user, find_user_by_name, issue_api_key, NewUser};
+use call_service::users::{
+    create_user, find_user_by_name, issue_api_key, revoke_api_keys_named, IssuedKey, NewUser,
+};
 use local_postgres::{Cluster, ClusterOptions};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -104,6 +106,9 @@ async fn serve(
     Ok(())
 }
 
+/// The name of the key `dev` issues to the demo user at each start.
+const DEV_KEY_NAME: &str = "dev";
+
 async fn seed_demo_user(pool: &sqlx::PgPool, settings: &Settings) -> anyhow::Result<String> {
     let mut tx = pool.begin().await?;
     let user = match find_user_by_name(&mut tx, DEMO_USER).await? {
@@ -117,8 +122,11 @@ async fn seed_demo_user(pool: &sqlx::PgPool, settings: &Settings) -> anyhow::Res
             create_user(&mut tx, &new).await?
         }
     };
-    // Keys are stored hashed, so each run issues a fresh one to print.
-    let key = issue_api_key(&mut tx, user.id).await?;
+    // Keys are stored hashed, so each run issues a fresh one to print, and revokes the last run's.
+    revoke_api_keys_named(&mut tx, user.id, DEV_KEY_NAME).await?;
+    let IssuedKey::Issued { key, .. } = issue_api_key(&mut tx, user.id, DEV_KEY_NAME, None).await? else {
+        anyhow::bail!("the demo user holds too many API keys; revoke some with DELETE /v1/api-keys/{{id}}");
+    };
     tx.commit().await?;
     Ok(key.reveal().to_owned())
 }

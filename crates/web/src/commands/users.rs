@@ -1,7 +1,8 @@
 //! `switchboard users create`: make a user and print its API key once.
 
 use anyhow::Context;
-use call_service::users::{create_user, issue_api_key, NewUser};
+use call_service::audit::record_audit;
+use call_service::users::{create_user, issue_api_key, IssuedKey, NewUser};
 
 use crate::cli::CreateUserArgs;
 use crate::settings::Settings;
@@ -21,7 +22,14 @@ pub async fn create(settings: Settings, args: CreateUserArgs) -> anyhow::Result<
     crate::database::check_reachable(&settings.database).await?;
     let mut tx = pool.begin().await?;
     let user = create_user(&mut tx, &new).await.context("creating the user")?;
-    let key = issue_api_key(&mut tx, user.id).await.context("issuing the API key")?;
+    let IssuedKey::Issued { key, record } =
+        issue_api_key(&mut tx, user.id, "default", None).await.context("issuing the API key")?
+    else {
+        anyhow::bail!("a new user already holds too many API keys");
+    };
+    let details = serde_json::json!({"name": user.name, "direct_call_limit": user.direct_call_limit,
+        "campaign_call_limit": user.campaign_call_limit, "key_id": record.id});
+    record_audit(&mut tx, "cli", "create_user", Some(user.id.into()), details).await?;
     tx.commit().await?;
     println!(
         "user {} created: {} (direct limit {}, campaign limit {})",

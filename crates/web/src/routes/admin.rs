@@ -1,9 +1,11 @@
 //! `/v1/admin`: users and their limits, the slot table, force-release. Admin token only.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use call_service::users::{create_user, get_user, issue_api_key, list_users, update_limits, NewUser, User};
+use call_service::audit::record_audit;
+use call_service::users::{create_user, get_user, issue_api_key, list_users, update_limits, IssuedKey, NewUser, User};
 use call_service::UserId;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::calls::parse_call_id;
@@ -95,7 +97,7 @@ fn limit(field: &str, value: Option<i64>, errors: &mut Vec<FieldError>) -> Optio
     responses((status = 201, body = CreatedUser), (status = 422, description = "Invalid input")),
     security(("admin_token" = [])))]
 pub async fn create(
-    _: Admin,
+    admin: Admin,
     request: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
@@ -119,7 +121,11 @@ pub async fn create(
     let user =
         create_user(&mut tx, &NewUser { name, direct_call_limit: direct, campaign_call_limit: campaign })
             .await?;
-    let key = issue_api_key(&mut tx, user.id).await?;
+    let IssuedKey::Issued { key, record } = issue_api_key(&mut tx, user.id, "default", None).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!("a new user already holds too many keys")));
+    };
+    let details = json!({"name": user.name, "direct_call_limit": direct, "campaign_call_limit": campaign, "key_id": record.id});
+    record_audit(&mut tx, admin.actor(), "create_user", Some(user.id.into()), details).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(CreatedUser { user: user.into(), api_key: key.reveal().to_owned() }))
 }
@@ -154,7 +160,7 @@ pub async fn list(
     responses((status = 200, body = UserResource), (status = 404), (status = 422)),
     security(("admin_token" = [])))]
 pub async fn update(
-    _: Admin,
+    admin: Admin,
     request: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -176,14 +182,11 @@ pub async fn update(
     let user = update_limits(&mut tx, id, direct, campaign)
         .await?
         .ok_or_else(|| ApiError::not_found("no such user"))?;
-    sqlx::query("INSERT INTO audit_log (actor, action, subject_id, details) VALUES ('admin', 'update_limits', $1, $2)")
-        .bind(id.as_uuid())
-        .bind(serde_json::json!({
-            "before": {"direct": before.direct_call_limit, "campaign": before.campaign_call_limit},
-            "after": {"direct": user.direct_call_limit, "campaign": user.campaign_call_limit}
-        }))
-        .execute(&mut *tx)
-        .await?;
+    let details = json!({
+        "before": {"direct": before.direct_call_limit, "campaign": before.campaign_call_limit},
+        "after": {"direct": user.direct_call_limit, "campaign": user.campaign_call_limit}
+    });
+    record_audit(&mut tx, admin.actor(), "update_limits", Some(id.into()), details).await?;
     tx.commit().await?;
     state.keys.forget_user(id);
     Ok(HttpResponse::Ok().json(UserResource::from(user)))
@@ -225,7 +228,7 @@ pub struct ReleaseRequest {
     responses((status = 200, description = "Released"), (status = 404, description = "The call holds no slot")),
     security(("admin_token" = [])))]
 pub async fn release(
-    _: Admin,
+    admin: Admin,
     request: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -235,7 +238,7 @@ pub async fn release(
     let body: Option<ReleaseRequest> =
         read_optional_json(&request, payload, state.settings.server.max_body_bytes).await?;
     let reason = body.and_then(|b| b.reason).unwrap_or_else(|| "no reason given".into());
-    match state.calls.force_release(id, "admin", &reason).await? {
+    match state.calls.force_release(id, admin.actor(), &reason).await? {
         Some(released) => Ok(HttpResponse::Ok().json(serde_json::json!({"released": released}))),
         None => Err(ApiError::not_found("this call holds no slot")),
     }

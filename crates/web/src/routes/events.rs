@@ -5,7 +5,6 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use call_service::events::{event_position, issue_ticket, redeem_ticket};
-use call_service::users::find_user_by_api_key;
 use call_service::UserId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -130,9 +129,9 @@ async fn authenticate(
     state: &AppState,
     ticket: Option<&str>,
 ) -> Result<UserId, ApiError> {
-    let mut conn = state.pool.acquire().await?;
     if let Some(ticket) = ticket {
         let now = state.calls.config().clock.now();
+        let mut conn = state.pool.acquire().await?;
         return redeem_ticket(&mut conn, ticket, now)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the ticket is not valid, already used, or expired"));
@@ -142,6 +141,5 @@ async fn authenticate(
             "send `Authorization: Bearer <API key>` or `?ticket=` from POST /v1/events/tickets",
         )
     })?;
-    let user = find_user_by_api_key(&mut conn, &key).await?;
-    Ok(user.ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?.id)
+    Ok(crate::auth::key_owner(request, state, &key).await?.user.id)
 }

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area.
 
 pub mod admin;
+pub mod api_keys;
 pub mod call_input;
 pub mod call_resource;
 pub mod calls;

@@ -101,6 +101,7 @@ impl Settings {
                 .with_list_parse_key("webhook.allowed_ips")
                 .with_list_parse_key("webhook.trusted_proxies")
                 .with_list_parse_key("http.cors_allowed_origins")
+                .with_list_parse_key("auth.admin_tokens")
                 .try_parsing(true)
                 .source(Some(switchboard_vars)),
         );
@@ -114,11 +115,16 @@ impl Settings {
     /// The checks that the types alone cannot make.
     fn check(&self) -> Result<(), SettingsError> {
         if self.environment == Environment::Production {
+            // auth.admin_tokens stands in for auth.admin_token.
+            let admin_token = match &self.auth.admin_token {
+                None => self.auth.admin_tokens.first().cloned(),
+                some => some.clone(),
+            };
             let required: [(&'static str, &Option<SecretString>); 4] = [
                 ("database.url", &self.database.url),
                 ("bolna.api_key", &self.bolna.api_key),
                 ("webhook.token", &self.webhook.token),
-                ("auth.admin_token", &self.auth.admin_token),
+                ("auth.admin_token", &admin_token),
             ];
             for (key, value) in required {
                 if value.as_ref().is_none_or(|secret| secret.expose_secret().trim().is_empty()) {
@@ -131,6 +137,26 @@ impl Settings {
         }
         for entry in &self.webhook.trusted_proxies {
             parse_ip_range(entry).map_err(|problem| malformed("webhook.trusted_proxies", problem))?;
+        }
+        if self.auth.admin_tokens.iter().any(|token| token.expose_secret().trim().is_empty()) {
+            return Err(malformed("auth.admin_tokens", "must not hold an empty token".into()));
+        }
+        let rate = &self.http.rate_limit;
+        if !(0.0..=1_000_000.0).contains(&rate.requests_per_second) {
+            return Err(malformed(
+                "http.rate_limit.requests_per_second",
+                "must be between 0 (off) and 1000000 requests per second".into(),
+            ));
+        }
+        if rate.requests_per_second > 0.0 && rate.burst == 0 {
+            return Err(malformed("http.rate_limit.burst", "must be at least 1 when the limit is on".into()));
+        }
+        let retention = self.webhook.retention_days;
+        if !(retention == 0.0 || (0.0005..=36_500.0).contains(&retention)) {
+            return Err(malformed(
+                "webhook.retention_days",
+                "must be 0 (keep forever) or between 0.0005 (43 seconds) and 36500 days".into(),
+            ));
         }
         check_url("bolna.base_url", &self.bolna.base_url, &["http", "https"])?;
         if self.bolna.max_calls_per_minute == 0 {

@@ -161,11 +161,30 @@ pub struct WebhookSettings {
     pub allowed_ips: Vec<String>,
     /// Proxies whose `X-Forwarded-For` is trusted to name the client.
     pub trusted_proxies: Vec<String>,
+    /// Processed webhook bodies older than this many days are deleted (fractions allowed; 0 keeps
+    /// them forever). Bodies still waiting to be applied are never deleted.
+    #[serde(default = "default_webhook_retention_days")]
+    pub retention_days: f64,
+}
+
+fn default_webhook_retention_days() -> f64 {
+    30.0
+}
+
+impl WebhookSettings {
+    /// How long processed bodies are kept; `None`: forever.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.retention_days > 0.0).then(|| Duration::from_secs_f64(self.retention_days * 86_400.0))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub admin_token: Option<SecretString>,
+    /// More admin tokens, each as good as `admin_token`: add the new token here, move operators to
+    /// it, then remove the old one — a rotation without downtime.
+    #[serde(default)]
+    pub admin_tokens: Vec<SecretString>,
     /// How long a valid API key is remembered (no database look-up), in seconds; 0 = look up every
     /// request. A key revoked in the database keeps working at most this long.
     #[serde(default = "default_key_cache_seconds")]
@@ -194,6 +213,20 @@ pub struct ReconcilerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub rate_limit: RequestRateLimit,
+}
+
+/// Requests per API key (a token bucket per key, on each instance). Off when
+/// `requests_per_second` is 0.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RequestRateLimit {
+    /// Sustained requests per second per key.
+    #[serde(default)]
+    pub requests_per_second: f64,
+    /// Requests a key may send at once after being idle (the bucket's size); at least 1.
+    #[serde(default)]
+    pub burst: u32,
 }
 
 /// The live event stream (`GET /v1/events`).
