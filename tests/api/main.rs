@@ -2,6 +2,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod admin;
+mod api_keys;
 mod bolna_limits;
 mod browser;
 mod calls;

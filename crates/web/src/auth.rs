@@ -51,11 +51,10 @@ pub(crate) async fn key_owner(
     state: &AppState,
     presented: &str,
 ) -> Result<KeyOwner, ApiError> {
-    let owner = state
-        .keys
-        .owner_of(&state.pool, presented)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the API key is not valid (unknown, revoked or expired)"))?;
+    let owner =
+        state.keys.owner_of(&state.pool, presented).await?.ok_or_else(|| {
+            ApiError::unauthorized("the API key is not valid (unknown, revoked or expired)")
+        })?;
     if let Some(limiter) = &state.request_limit {
         let standing = limiter.take(owner.key_id).inspect_err(|_| {
             state.calls.metrics().requests_rate_limited.inc();
@@ -73,8 +72,8 @@ impl FromRequest for AuthenticatedUser {
         let request = request.clone();
         Box::pin(async move {
             let state = state(&request)?;
-            let presented =
-                bearer(&request).ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <API key>`"))?;
+            let presented = bearer(&request)
+                .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <API key>`"))?;
             Ok(AuthenticatedUser(key_owner(&request, &state, &presented).await?.user))
         })
     }
@@ -97,9 +96,8 @@ impl FromRequest for Admin {
             let presented = bearer(request)
                 .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <admin token>`"))?;
             // Every token is compared, so the time taken does not say which one matched.
-            let matched = expected.fold(false, |matched, token| {
-                secrets_match(&presented, token.expose_secret()) | matched
-            });
+            let matched = expected
+                .fold(false, |matched, token| secrets_match(&presented, token.expose_secret()) | matched);
             match matched {
                 true => Ok(Admin { actor: admin_actor(&presented) }),
                 false => Err(ApiError::unauthorized("the admin token is not valid")),

@@ -77,10 +77,12 @@ impl Application {
         ));
         let key_upkeep =
             tokio::spawn(call_service::users::run_key_upkeep(pool.clone(), keys.clone(), background.clone()));
-        let retention = settings.webhook.retention().map(|keep| {
-            tokio::spawn(calls.clone().run_webhook_retention(keep, background.clone()))
-        });
-        let request_limit = crate::request_limit::RequestLimiter::from_settings(&settings.http.rate_limit).map(Arc::new);
+        let retention = settings
+            .webhook
+            .retention()
+            .map(|keep| tokio::spawn(calls.clone().run_webhook_retention(keep, background.clone())));
+        let request_limit =
+            crate::request_limit::RequestLimiter::from_settings(&settings.http.rate_limit).map(Arc::new);
         let state = AppState {
             pool,
             settings: Arc::new(settings),

@@ -45,7 +45,10 @@ impl KeyOwner {
 /// What issuing a key came to.
 #[derive(Debug)]
 pub enum IssuedKey {
-    Issued { key: ApiKey, record: ApiKeyRecord },
+    Issued {
+        key: ApiKey,
+        record: ApiKeyRecord,
+    },
     /// The user already holds [`MAX_KEYS_PER_USER`] live keys.
     TooManyKeys,
 }
@@ -103,7 +106,11 @@ pub async fn list_api_keys(conn: &mut PgConnection, user: UserId) -> sqlx::Resul
 
 /// Revokes the user's key `id`; `None` when the user has no such live key.
 #[tracing::instrument(name = "Revoke an API key", skip_all, fields(user_id = %user, key_id = %id))]
-pub async fn revoke_api_key(conn: &mut PgConnection, user: UserId, id: Uuid) -> sqlx::Result<Option<ApiKeyRecord>> {
+pub async fn revoke_api_key(
+    conn: &mut PgConnection,
+    user: UserId,
+    id: Uuid,
+) -> sqlx::Result<Option<ApiKeyRecord>> {
     sqlx::query_as!(
         ApiKeyRecord,
         r#"UPDATE api_keys SET revoked_at = now()
@@ -176,7 +183,10 @@ pub struct RevokedKeys {
 
 /// Keys revoked at or after `since` (by the database's clock, which stamps revocations); `None`
 /// reads none, only the clock (the first read).
-pub async fn revoked_keys_since(conn: &mut PgConnection, since: Option<DateTime<Utc>>) -> sqlx::Result<RevokedKeys> {
+pub async fn revoked_keys_since(
+    conn: &mut PgConnection,
+    since: Option<DateTime<Utc>>,
+) -> sqlx::Result<RevokedKeys> {
     let row = sqlx::query!(
         r#"SELECT now() AS "read_at!",
                   coalesce((SELECT array_agg(key_hash) FROM api_keys WHERE revoked_at >= $1), '{}') AS "key_hashes!""#,

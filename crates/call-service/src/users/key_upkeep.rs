@@ -38,7 +38,11 @@ pub async fn run_key_upkeep(pool: PgPool, cache: Arc<KeyCache>, shutdown: Cancel
 }
 
 /// Reads the revocations since `since` and drops those keys; returns where the next read starts.
-async fn forget_revoked(pool: &PgPool, cache: &KeyCache, since: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+async fn forget_revoked(
+    pool: &PgPool,
+    cache: &KeyCache,
+    since: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
     let read = async {
         let mut conn = pool.acquire().await?;
         revoked_keys_since(&mut conn, since.map(|at| at - REVOCATION_OVERLAP)).await

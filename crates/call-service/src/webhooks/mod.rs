@@ -11,8 +11,8 @@ mod writer;
 
 use batched::{LiveOutcome, LiveWebhook};
 pub(crate) use locked::{apply_execution, Applied};
-pub(crate) use store::set_outcome as set_event_outcome;
 pub use retention::{delete_processed_bodies, RETENTION_BATCH};
+pub(crate) use store::set_outcome as set_event_outcome;
 pub use store::{EventOutcome, ReceivedEvent};
 
 use bolna_client::Execution;

@@ -51,8 +51,12 @@ impl CallService {
         loop {
             match self.retention_pass(keep, &shutdown).await {
                 Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "deleted processed webhook bodies past their retention"),
-                Err(error) => tracing::warn!(error = %error, "webhook retention pass failed; retrying next pass"),
+                Ok(deleted) => {
+                    tracing::info!(deleted, "deleted processed webhook bodies past their retention")
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "webhook retention pass failed; retrying next pass")
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -65,7 +69,8 @@ impl CallService {
     pub async fn retention_pass(&self, keep: Duration, shutdown: &CancellationToken) -> sqlx::Result<u64> {
         let mut total = 0;
         while !shutdown.is_cancelled() {
-            let deleted = delete_processed_bodies(&mut *self.pool().acquire().await?, keep, RETENTION_BATCH).await?;
+            let deleted =
+                delete_processed_bodies(&mut *self.pool().acquire().await?, keep, RETENTION_BATCH).await?;
             self.metrics().webhook_bodies_deleted.inc_by(deleted);
             total += deleted;
             if deleted < RETENTION_BATCH as u64 {

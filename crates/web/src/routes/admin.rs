@@ -2,7 +2,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use call_service::audit::record_audit;
-use call_service::users::{create_user, get_user, issue_api_key, list_users, update_limits, IssuedKey, NewUser, User};
+use call_service::users::{
+    create_user, get_user, issue_api_key, list_users, update_limits, IssuedKey, NewUser, User,
+};
 use call_service::UserId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -57,10 +57,8 @@ impl From<ApiKeyRecord> for ApiKeyResource {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// What the key is for (1 to 100 characters), e.g. `crm-sync`.
-    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$")]
     pub name: String,
     /// RFC 3339 time after which the key stops working, in the future; absent: never expires.
-    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 

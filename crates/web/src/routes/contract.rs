@@ -298,6 +298,19 @@ fn constrain_schemas(document: &mut Value) {
             set(document, &format!("{schemas}/{request}/properties/{field}"), call_limit.clone());
         }
     }
+    let key = format!("{schemas}/CreateApiKeyRequest/properties");
+    set(
+        document,
+        &format!("{key}/name"),
+        json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": name_pattern()}),
+    );
+    // In the future (a rule against the clock, which JSON Schema cannot state: the example is valid,
+    // and the operation's 422 says so).
+    set(
+        document,
+        &format!("{key}/expires_at"),
+        nullable(json!({"type": "string", "format": "date-time", "example": "2030-01-01T00:00:00Z"})),
+    );
     set(
         document,
         &format!("{schemas}/ReleaseRequest/properties/reason"),
@@ -351,6 +364,16 @@ fn add_common_responses(document: &mut Value) {
             let mut extra: Vec<(&str, &str)> = Vec::new();
             if secured {
                 extra.push(("401", "Missing or invalid credentials"));
+            }
+            let by_api_key = operation
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|schemes| schemes.iter().any(|scheme| scheme.get("api_key").is_some()));
+            if by_api_key {
+                extra.push((
+                    "429",
+                    "Over the API key's request limit (http.rate_limit): `Retry-After`, `RateLimit` and `RateLimit-Policy` say when to retry",
+                ));
             }
             if has_body {
                 extra.extend([

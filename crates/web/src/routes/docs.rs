@@ -6,7 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, call_input, call_resource, calls, campaign_input, campaigns, events, health, operations, webhooks,
+    admin, api_keys, call_input, call_resource, calls, campaign_input, campaigns, events, health, operations,
+    webhooks,
 };
 
 #[derive(OpenApi, Debug)]
@@ -15,6 +16,8 @@ use super::{
     paths(
         calls::create_call, calls::get, calls::list, calls::cancel, calls::concurrency,
         admin::create, admin::list, admin::update, admin::held_slots, admin::release, admin::campaigns,
+        api_keys::create_own, api_keys::list_own, api_keys::revoke_own,
+        api_keys::create_for_user, api_keys::list_for_user, api_keys::revoke_for_user,
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::action,
         campaigns::add_contacts, campaigns::contacts, campaigns::dnc_add, campaigns::dnc_list, campaigns::dnc_remove,
         events::stream, events::create_ticket,
@@ -26,9 +29,11 @@ use super::{
         campaigns::DncInput, campaign_input::CampaignInput, campaign_input::WindowInput, campaign_input::RetryInput,
         admin::UserResource, admin::CreateUserRequest, admin::CreatedUser, admin::UpdateLimitsRequest, admin::ReleaseRequest,
         events::EventTicket,
+        api_keys::ApiKeyResource, api_keys::CreateApiKeyRequest, api_keys::CreatedApiKey, api_keys::ApiKeyList,
     )),
     modifiers(&SecuritySchemes),
-    tags((name = "calls", description = "Start and follow calls"), (name = "admin", description = "Operators: users, limits, slots"),
+    tags((name = "calls", description = "Start and follow calls"), (name = "admin", description = "Operators: users, their keys and limits, slots"),
+         (name = "api-keys", description = "Your API keys: issue, list, revoke"),
          (name = "campaigns", description = "Campaigns, contacts, do-not-call"),
          (name = "events", description = "Live call and campaign events (Server-Sent Events)"),
          (name = "webhooks", description = "Bolna's status changes"), (name = "operations", description = "Health and readiness")),
