@@ -52,6 +52,40 @@ async fn a_call_whose_webhooks_are_all_lost_ends_with_bolnas_status_and_frees_it
 }
 
 #[tokio::test]
+async fn a_call_whose_final_webhook_is_lost_after_its_line_was_freed_gets_its_final_status_from_bolna() {
+    // The line-free webhook arrives (the slot goes back) but `completed` never does.
+    let app = spawn_app_with(
+        |settings| {
+            fast_reconciler(settings);
+            settings.reconciler.lease_seconds = 2;
+        },
+        |_| {},
+    )
+    .await;
+    drop_webhooks(&app);
+    let user = app.create_user(1, 0).await;
+    let call = app.start_call(&user, "+15550002002", 201).await;
+    let (id, execution) = (call["id"].as_str().unwrap(), call["bolna_execution_id"].as_str().unwrap());
+    let freed = app.post_webhook(&format!(r#"{{"id": "{execution}", "status": "call-disconnected"}}"#)).await;
+    assert!(freed.status().is_success());
+    assert_eq!(app.call_json(&user, id).await["status"], "call-disconnected");
+    app.wait_for_no_slots().await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let done = loop {
+        let now = app.call_json(&user, id).await;
+        if now["status"] == "completed" {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "never finished: {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(done["conversation_duration"].as_f64().unwrap() > 0.0, "the final data read from Bolna");
+    assert!(done["transcript"].is_string(), "{done}");
+    assert!(metric(&app, "switchboard_reconciler_actions_total{kind=\"final_status_adopted\"}").await >= 1.0);
+}
+
+#[tokio::test]
 async fn a_call_accepted_by_bolna_but_answered_5xx_is_adopted_and_never_dialled_twice() {
     let app = spawn_app_with(fast_reconciler, |_| {}).await;
     drop_webhooks(&app);

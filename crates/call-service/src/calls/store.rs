@@ -127,3 +127,30 @@ pub(crate) async fn adopt_execution_id(
         .await?;
     Ok(())
 }
+
+/// Calls whose line is free (`call-disconnected`) but whose final status has not come for `wait`
+/// since their last change, oldest first: their final webhook was lost, or Bolna is slow to finish.
+pub(crate) async fn unfinished_after_line_free(
+    conn: &mut PgConnection,
+    wait: std::time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<(CallId, String)>> {
+    let rows = sqlx::query!(
+        r#"SELECT id AS "id: CallId", bolna_execution_id AS "execution_id!" FROM calls
+           WHERE status = 'call-disconnected' AND bolna_execution_id IS NOT NULL
+             AND updated_at < now() - make_interval(secs => $1)
+           ORDER BY updated_at LIMIT $2"#,
+        wait.as_secs_f64(),
+        limit,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.id, row.execution_id)).collect())
+}
+
+/// Marks the call as looked at now (its `updated_at`), so it is asked about again only after
+/// another wait.
+pub(crate) async fn touch_call(conn: &mut PgConnection, id: CallId) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE calls SET updated_at = now() WHERE id = $1", id as CallId).execute(conn).await?;
+    Ok(())
+}

@@ -11,10 +11,14 @@
 //! 3. slots whose lease expired without a line-free webhook: Bolna is asked; a live call's lease is
 //!    extended, an ended call is applied (freeing the slot), an execution Bolna does not know is
 //!    released with that reason.
+//! 4. calls whose line is free (`call-disconnected`) but whose final status has not come a lease
+//!    (`reconciler.lease_seconds`) after their last change: Bolna is asked and its final status
+//!    adopted; a call still in post-processing is asked again a lease later.
 //!
 //! Every action is logged with its reason and counted (`switchboard_reconciler_actions_total`).
 
 mod events;
+mod final_status;
 mod initiating;
 mod leases;
 
@@ -33,6 +37,7 @@ pub struct PassReport {
     pub events_applied: usize,
     pub initiating_resolved: usize,
     pub leases_checked: usize,
+    pub final_statuses_checked: usize,
     /// False when another instance held the pass.
     pub ran: bool,
 }
@@ -71,6 +76,7 @@ impl CallService {
                 events_applied: self.reapply_events().await?,
                 initiating_resolved: self.resolve_initiating().await?,
                 leases_checked: self.check_expired_leases().await?,
+                final_statuses_checked: self.finish_calls_missing_their_final_status().await?,
                 ran: true,
             })
         }

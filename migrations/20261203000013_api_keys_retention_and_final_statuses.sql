@@ -1,4 +1,5 @@
--- Issue 17: API keys with a lifecycle, and the retention of Bolna's webhook bodies.
+-- Issue 17: API keys with a lifecycle, the retention of Bolna's webhook bodies, and the
+-- reconciler's look at calls whose final status never came.
 
 -- Several keys per user, each with a name, an optional expiry and its last use. last_used_at is
 -- written about once a minute per instance from memory, never once per request.
@@ -21,3 +22,6 @@ CREATE INDEX idx_webhook_events_received_brin ON webhook_events USING brin (rece
 
 -- The audit log read by subject and by time.
 CREATE INDEX idx_audit_log_at ON audit_log (at);
+
+-- The reconciler's fourth pass: calls whose line is free but whose final status never came.
+CREATE INDEX idx_calls_line_free_unfinished ON calls (updated_at) WHERE status = 'call-disconnected';
