@@ -2,7 +2,7 @@
 //! `target/bench-pg`), the Bolna simulator, and Switchboard servers — separate release processes
 //! running `switchboard serve` — on loopback.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,18 @@ impl Server {
         self.child.id()
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> anyhow::Result<u16> {
+        Ok(self.base_url.rsplit(':').next().context("port")?.parse()?)
+    }
+
+    /// SIGKILL, as a crash: no graceful anything.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// Resident memory now, in MiB (Linux `/proc`).
     pub fn rss_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
@@ -70,6 +82,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return; // already gone (killed and reaped): its pid may belong to another process now
+        }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -87,17 +102,28 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn start_server(
-    binary: &Path,
-    database_url: &str,
-    bolna_url: &str,
-    account_lines: u32,
-    threads: usize,
-) -> anyhow::Result<Server> {
+/// How a server process is started (kept to restart one as it was).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub database_url: String,
+    pub bolna_url: String,
+    pub account_lines: u32,
+    pub threads: usize,
+    /// More settings (`SWITCHBOARD__…`), after the defaults below, so they win.
+    pub env: Vec<(String, String)>,
+}
+
+/// Starts a server; on `port` when given and free (a restart at the same address), else any.
+pub async fn start_server(options: &ServerOptions, port: Option<u16>) -> anyhow::Result<Server> {
+    let binary = server_binary()?;
+    let ServerOptions { database_url, bolna_url, account_lines, threads, env } = options;
     let http = reqwest::Client::new();
-    for _ in 0..5 {
-        let port = free_port()?;
-        let child = Command::new(binary)
+    for attempt in 0..5 {
+        let port = match (attempt, port) {
+            (0, Some(port)) => port,
+            _ => free_port()?,
+        };
+        let child = Command::new(&binary)
             .args([AS_SWITCHBOARD, "serve", "--no-migrate"])
             .env_remove("DATABASE_URL")
             .env("SWITCHBOARD_ENVIRONMENT", "local")
@@ -116,6 +142,7 @@ async fn start_server(
             // are taken on every start but never hold one back.
             .env("SWITCHBOARD__BOLNA__MAX_CALLS_PER_MINUTE", "200000")
             .env("RUST_LOG", "error")
+            .envs(env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
             .stdout(Stdio::null())
             .spawn()
             .context("starting switchboard serve")?;
@@ -184,7 +211,21 @@ impl Stack {
         instances: usize,
         sim: impl FnOnce(&mut SimConfig),
     ) -> anyhow::Result<Self> {
-        let binary = server_binary()?;
+        Self::start_with(admin_url, account_lines, webhooks, instances, sim, Vec::new())
+            .await
+            .map(|(stack, _)| stack)
+    }
+
+    /// As [`Stack::start_instances`], the servers started with more settings in `env`; also returns
+    /// how they were started (to restart one).
+    pub async fn start_with(
+        admin_url: &str,
+        account_lines: u32,
+        webhooks: bool,
+        instances: usize,
+        sim: impl FnOnce(&mut SimConfig),
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<(Self, ServerOptions)> {
         let database_url =
             local_postgres::create_fresh_database(admin_url, &schema::MIGRATOR, "bench").await?;
         let mut config = SimConfig {
@@ -197,11 +238,15 @@ impl Stack {
         let simulator = Simulator::start(config, "127.0.0.1:0")?;
         let mut servers = Vec::with_capacity(instances);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let threads = (cores / instances.max(1)).max(1);
+        let options = ServerOptions {
+            database_url: database_url.clone(),
+            bolna_url: simulator.base_url(),
+            account_lines,
+            threads: (cores / instances.max(1)).max(1),
+            env,
+        };
         for _ in 0..instances.max(1) {
-            servers.push(
-                start_server(&binary, &database_url, &simulator.base_url(), account_lines, threads).await?,
-            );
+            servers.push(start_server(&options, None).await?);
         }
         let base_url = servers[0].base_url.clone();
         if webhooks {
@@ -211,7 +256,9 @@ impl Stack {
             });
         }
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        Ok(Self { servers, base_url, database_url, admin_url: admin_url.to_owned(), sim: simulator, http })
+        let stack =
+            Self { servers, base_url, database_url, admin_url: admin_url.to_owned(), sim: simulator, http };
+        Ok((stack, options))
     }
 
     /// `ANALYZE` of the stack's database: fresh planner statistics, as autovacuum keeps them on a

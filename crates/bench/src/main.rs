@@ -7,6 +7,7 @@ mod environment;
 mod profile;
 mod report;
 mod scenarios;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -30,6 +31,11 @@ struct Args {
     /// Where the report goes.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Instead of the figures: a soak of this length (e.g. `30m`, `2m`) — two servers, a steady
+    /// call rate, injected faults, SIGKILL and restart of one server every few minutes — ending
+    /// with the invariants checked; writes soak.md and soak.json; exits 1 when one does not hold.
+    #[arg(long, value_parser = soak::parse_duration)]
+    soak: Option<std::time::Duration>,
 }
 
 #[tokio::main]
@@ -43,6 +49,12 @@ async fn main() -> anyhow::Result<()> {
     let (admin_url, cluster) = environment::postgres().await?;
     // Databases an interrupted run left behind (a finished run drops its own).
     local_postgres::drop_stale_databases(&admin_url, "bench", std::time::Duration::from_secs(3600)).await?;
+    if let Some(duration) = args.soak {
+        let held = soak::run(&admin_url, duration, &args.out).await?;
+        drop(cluster);
+        anyhow::ensure!(held, "an end-of-run invariant of the soak did not hold (see soak.md)");
+        return Ok(());
+    }
     let mut figures = Vec::new();
     let mut notes = vec![
         "Latencies are measured over real HTTP on loopback; the simulator answers at once.".to_owned(),

@@ -51,6 +51,9 @@ pub struct WebhookRecord {
     pub answer: Option<u16>,
     pub error: Option<String>,
     pub at: chrono::DateTime<chrono::Utc>,
+    /// How long the receiver took to answer this attempt, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: f64,
 }
 
 impl Stats {

@@ -51,6 +51,7 @@ async fn deliver(state: &SimState, body: &Execution) {
     let config = state.config();
     let Some(target) = config.webhook.clone() else { return };
     for attempt in 1..=config.webhook_max_attempts.max(1) {
+        let sent = std::time::Instant::now();
         let (answer, error) = if state.faults().webhook_outage() {
             (None, Some("receiver down (simulated outage)".to_owned()))
         } else {
@@ -71,6 +72,7 @@ async fn deliver(state: &SimState, body: &Execution) {
             answer,
             error,
             at: Utc::now(),
+            latency_ms: sent.elapsed().as_secs_f64() * 1000.0,
         });
         if delivered {
             return;
