@@ -23,7 +23,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/v1/admin/users/{id}", web::patch().to(update))
         .route("/v1/admin/active-calls", web::get().to(held_slots))
         .route("/v1/admin/active-calls/{id}/release", web::post().to(release))
-        .route("/v1/admin/campaigns", web::get().to(campaigns));
+        .route("/v1/admin/campaigns", web::get().to(campaigns))
+        .route("/v1/admin/audit-log", web::get().to(audit_log));
 }
 
 /// A user.
@@ -82,6 +83,7 @@ pub struct UpdateLimitsRequest {
 pub const USER_PAGE: PageSize = PageSize { default: 50, max: 200 };
 pub const ACTIVE_CALL_PAGE: PageSize = PageSize { default: 500, max: 5000 };
 pub const CAMPAIGN_PAGE: PageSize = PageSize { default: 50, max: 200 };
+pub const AUDIT_PAGE: PageSize = PageSize { default: 100, max: 1000 };
 
 fn limit(field: &str, value: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i32> {
     let value = value?;
@@ -276,4 +278,33 @@ pub async fn campaigns(
         data.push(super::campaigns::campaign_resource(&state, campaign).await?);
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({"data": data, "next_cursor": next})))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only actions on this user, key or call.
+    pub subject_id: Option<uuid::Uuid>,
+    /// 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<i64>,
+}
+
+/// The audit log, newest first: who created users, changed limits, issued or revoked keys, or
+/// force-released slots (`actor` is `admin:<token fingerprint>`, `user:<id>` or `cli`).
+#[utoipa::path(get, path = "/v1/admin/audit-log", tag = "admin", params(AuditQuery),
+    responses((status = 200, description = "`{data: [entry], next_cursor}`")),
+    security(("admin_token" = [])))]
+pub async fn audit_log(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = AUDIT_PAGE.of(query.limit)?;
+    let mut conn = state.pool.acquire().await?;
+    let entries = call_service::audit::list_audit(&mut conn, query.subject_id, query.cursor, limit).await?;
+    let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
+    Ok(HttpResponse::Ok().json(json!({"data": entries, "next_cursor": next})))
 }

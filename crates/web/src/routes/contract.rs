@@ -107,6 +107,7 @@ fn constrain_parameters(document: &mut Value) {
         ("/v1/admin/users", admin::USER_PAGE),
         ("/v1/admin/active-calls", admin::ACTIVE_CALL_PAGE),
         ("/v1/admin/campaigns", admin::CAMPAIGN_PAGE),
+        ("/v1/admin/audit-log", admin::AUDIT_PAGE),
     ];
     for (path, size) in pages {
         set_parameter(document, path, "get", "limit", page(size));
@@ -124,6 +125,8 @@ fn constrain_parameters(document: &mut Value) {
     // What CallCursor::encode writes.
     let cursor = "^[0-9]{1,18}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
     set_parameter(document, "/v1/calls", "get", "cursor", json!({"type": "string", "pattern": cursor}));
+    let audit_cursor = json!({"type": "integer", "minimum": 1, "maximum": i64::MAX});
+    set_parameter(document, "/v1/admin/audit-log", "get", "cursor", audit_cursor);
     // The do-not-call list's cursor is the last number of the previous page, as it was given.
     set_parameter(document, "/v1/dnc", "get", "cursor", json!({"type": "string"}));
     for path in ["/v1/campaigns", "/v1/campaigns/{id}/contacts"] {
@@ -405,6 +408,13 @@ fn add_common_responses(document: &mut Value) {
             let Some(responses) = responses.as_object_mut() else { continue };
             for (code, description) in extra {
                 responses.entry(code).or_insert_with(|| json!({"description": description}));
+            }
+            if let Some(Value::Object(limited)) = responses.get_mut("429") {
+                let text = json!({"schema": {"type": "string"}});
+                limited.insert(
+                    "headers".into(),
+                    json!({"Retry-After": text, "RateLimit": text, "RateLimit-Policy": text}),
+                );
             }
             for (code, response) in responses.iter_mut() {
                 let error = code.starts_with('4') || code.starts_with('5');

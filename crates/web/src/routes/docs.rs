@@ -15,7 +15,7 @@ use super::{
     info(title = "Switchboard", description = "Call orchestration for voice-AI agents on Bolna: per-user concurrency slots, a fair queue, Bolna execution IDs and webhooks."),
     paths(
         calls::create_call, calls::get, calls::list, calls::cancel, calls::concurrency,
-        admin::create, admin::list, admin::update, admin::held_slots, admin::release, admin::campaigns,
+        admin::create, admin::list, admin::update, admin::held_slots, admin::release, admin::campaigns, admin::audit_log,
         api_keys::create_own, api_keys::list_own, api_keys::revoke_own,
         api_keys::create_for_user, api_keys::list_for_user, api_keys::revoke_for_user,
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::action,
