@@ -348,7 +348,8 @@ pub async fn run(admin_url: &str, duration: Duration, out: &Path) -> anyhow::Res
         },
         "webhook_bodies_deleted_by_server_1": deleted_rows,
     });
-    let markdown = render(&plan, &rows, &invariants, &summary, &growth, drained_calls(&rows));
+    let calls = growth.iter().find(|table| table.table == "calls").map_or(0, |table| table.rows);
+    let markdown = render(&plan, &rows, &invariants, &summary, &growth, calls);
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("soak.md"), &markdown)?;
     std::fs::write(
@@ -573,10 +574,6 @@ async fn table_growth(pool: &sqlx::PgPool) -> anyhow::Result<Vec<TableGrowth>> {
         });
     }
     Ok(tables)
-}
-
-fn drained_calls(rows: &[WindowRow]) -> i64 {
-    rows.last().map_or(0, |row| row.calls)
 }
 
 fn render(
