@@ -125,6 +125,8 @@ async fn a_user_issues_lists_and_revokes_its_own_keys_and_every_change_is_audite
         }
     }
     audits.reverse();
+    let bad_cursor = app.admin(app.client.get(app.url("/v1/admin/audit-log?cursor=0"))).send().await.unwrap();
+    assert_eq!(bad_cursor.status(), StatusCode::UNPROCESSABLE_ENTITY, "a cursor is one the API returned");
     let admin = format!("admin:{}", &sha256_hex(ADMIN_TOKEN)[..8]);
     let me = format!("user:{}", user.id);
     let expected = [

@@ -303,6 +303,12 @@ pub async fn audit_log(
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = AUDIT_PAGE.of(query.limit)?;
+    if query.cursor.is_some_and(|cursor| cursor < 1) {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "cursor".into(),
+            message: "must be a `next_cursor` this API returned (1 or more)".into(),
+        }]));
+    }
     let mut conn = state.pool.acquire().await?;
     let entries = call_service::audit::list_audit(&mut conn, query.subject_id, query.cursor, limit).await?;
     let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
