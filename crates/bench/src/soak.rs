@@ -63,9 +63,8 @@ struct Plan {
     /// Windows before the RSS and p99 references are taken.
     warm_up_windows: usize,
     /// Windows pooled for the p99 comparison of the first stretch with the last: five minutes of a
-    /// long run, so each stretch holds one of PostgreSQL's checkpoints (every five minutes; the
-    /// full-page writes after one starts slow commits for a few seconds), as a single minute may
-    /// or may not.
+    /// long run. On a shared machine a single minute's p99 (its 4th-slowest request of 360) swings
+    /// ten-fold from one minute to the next with no trend; five pooled minutes compare like with like.
     stretch_windows: usize,
 }
 
