@@ -534,13 +534,11 @@ struct TableGrowth {
     index_bytes_per_row: f64,
 }
 
-const TABLES: [&str; 14] = [
+/// Every table but the slot ledger's ([`concurrency::LEDGER_TABLES`], reported after `events`).
+const TABLES: [&str; 11] = [
     "calls",
     "webhook_events",
     "events",
-    "active_calls",
-    "account_slots",
-    "bolna_send_tokens",
     "users",
     "api_keys",
     "audit_log",
@@ -553,7 +551,8 @@ const TABLES: [&str; 14] = [
 
 async fn table_growth(pool: &sqlx::PgPool) -> anyhow::Result<Vec<TableGrowth>> {
     let mut tables = Vec::new();
-    for table in TABLES {
+    let ledger = concurrency::LEDGER_TABLES;
+    for table in TABLES[..3].iter().chain(&ledger).chain(&TABLES[3..]).copied() {
         let exists: bool =
             sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(table).fetch_one(pool).await?;
         if !exists {

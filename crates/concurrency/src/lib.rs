@@ -49,7 +49,7 @@ mod usage;
 
 pub use account_pool::sync_account_pool;
 pub use admission::{admit_calls, CallToAdmit};
-pub use definitions::LEDGER_SQL;
+pub use definitions::{LEDGER_SQL, LEDGER_TABLES};
 pub use error::LedgerError;
 pub use ids::{CallId, CallType, UnknownCallType, UserId};
 pub use leases::{expired_leases, update_active_call_with_execution_id, ActiveCall};

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::call_input::field;
 use crate::auth::{Admin, AuthenticatedUser};
 use crate::extract::read_json;
-use crate::problem::{ApiError, FieldError};
+use crate::problem::ApiError;
 use crate::state::AppState;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -73,10 +74,6 @@ pub struct CreatedApiKey {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
     pub data: Vec<ApiKeyResource>,
-}
-
-fn field(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError { field: field.into(), message: message.into() }
 }
 
 impl CreateApiKeyRequest {

@@ -32,7 +32,8 @@ pub struct CreateCallRequest {
     pub scheduled_at: Option<String>,
 }
 
-fn field(field: &str, message: impl Into<String>) -> FieldError {
+/// A field's validation error (every request body's validator builds them so).
+pub(crate) fn field(field: &str, message: impl Into<String>) -> FieldError {
     FieldError { field: field.to_owned(), message: message.into() }
 }
 
