@@ -11,6 +11,11 @@
 //! of windows within 1.5 times that of the first stretch after warm-up (stretches of five minutes
 //! in a long run: see [`Plan::stretch_windows`]). The run fails (non-zero exit) when one does not
 //! hold.
+//!
+//! The p99 comparison leaves out the starts the simulator refused first (its injected 429s): they
+//! are answered after Switchboard's retry delay of 100–200 ms by design, and at a 1% fault rate
+//! whether two or four of them land in a stretch's slowest 1% is chance, not drift. The windows'
+//! own p99 columns count every start.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -87,12 +92,19 @@ impl Plan {
 
 #[derive(Debug, Default)]
 struct Load {
-    latencies_ms: Mutex<Vec<f64>>,
+    starts: Mutex<Vec<Start>>,
     answers: Mutex<BTreeMap<u16, u64>>,
     /// Requests that found no server (killed) and went to the other one, same idempotency key.
     retried: AtomicU64,
     sent: AtomicU64,
     stop: AtomicBool,
+}
+
+/// A call start answered 201 or 202.
+#[derive(Debug, Clone)]
+struct Start {
+    recipient: String,
+    ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,7 +208,7 @@ pub async fn run(admin_url: &str, duration: Duration, out: &Path) -> anyhow::Res
     );
     let started = Instant::now();
     let mut rows = Vec::new();
-    let mut window_latencies: Vec<Vec<f64>> = Vec::new();
+    let mut window_starts: Vec<Vec<Start>> = Vec::new();
     let mut next_kill = plan.kill_every;
     let mut kills = Vec::new();
     while started.elapsed() < plan.duration {
@@ -222,10 +234,11 @@ pub async fn run(admin_url: &str, duration: Duration, out: &Path) -> anyhow::Res
             next_kill += plan.kill_every;
         }
         tokio::time::sleep(window_end.min(plan.duration).saturating_sub(started.elapsed())).await;
-        let latencies =
-            std::mem::take(&mut *load.latencies_ms.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        let row = measure(&stack, &pool, latencies.clone(), started, plan.window, note).await?;
-        window_latencies.push(latencies);
+        let starts =
+            std::mem::take(&mut *load.starts.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let latencies = starts.iter().map(|start| start.ms).collect();
+        let row = measure(&stack, &pool, latencies, started, plan.window, note).await?;
+        window_starts.push(starts);
         eprintln!(
             "  {:>5.0} s: {} starts, p50 {:.1} ms, p99 {:.1} ms, webhook answer p99 {:.1} ms, RSS {:.0}/{:.0} MiB, slots {}, queued {}",
             row.ends_at_seconds,
@@ -271,11 +284,23 @@ pub async fn run(admin_url: &str, duration: Duration, out: &Path) -> anyhow::Res
     let last_stretch =
         rows.len().saturating_sub(plan.stretch_windows).max(first_stretch.end.min(rows.len() - 1))
             ..rows.len();
+    let refused = &stats.refusals_by_recipient;
     let pooled = |range: std::ops::Range<usize>| {
-        let mut all: Vec<f64> = window_latencies[range].iter().flatten().copied().collect();
-        percentile(&mut all, 99.0)
+        let mut unrefused: Vec<f64> = window_starts[range]
+            .iter()
+            .flatten()
+            .filter(|start| !refused.contains_key(&start.recipient))
+            .map(|start| start.ms)
+            .collect();
+        percentile(&mut unrefused, 99.0)
     };
     let (first_p99, last_p99) = (pooled(first_stretch.clone()), pooled(last_stretch.clone()));
+    let mut refused_ms: Vec<f64> = window_starts
+        .iter()
+        .flatten()
+        .filter(|start| refused.contains_key(&start.recipient))
+        .map(|start| start.ms)
+        .collect();
     let p99_ratio = last_p99 / first_p99;
     let seconds = |range: &std::ops::Range<usize>| {
         let window = plan.window.as_secs() as usize;
@@ -318,9 +343,11 @@ pub async fn run(admin_url: &str, duration: Duration, out: &Path) -> anyhow::Res
         },
         Invariant {
             name: format!(
-                "call-start p99 of the last stretch ({}) over the first after warm-up ({}), at most 1.5",
+                "call-start p99 of the last stretch ({}) over the first after warm-up ({}), at most 1.5 (starts Bolna refused first left out: {}, p50 {:.1} ms)",
                 seconds(&last_stretch),
-                seconds(&first_stretch)
+                seconds(&first_stretch),
+                refused_ms.len(),
+                percentile(&mut refused_ms, 50.0)
             ),
             value: format!("{p99_ratio:.2} ({last_p99:.1} ms / {first_p99:.1} ms)"),
             held: p99_ratio <= 1.5,
@@ -331,6 +358,7 @@ pub async fn run(admin_url: &str, duration: Duration, out: &Path) -> anyhow::Res
         "duration_seconds": plan.duration.as_secs(),
         "call_starts_sent": load.sent.load(Ordering::SeqCst),
         "retried_on_the_other_server": load.retried.load(Ordering::SeqCst),
+        "starts_refused_by_bolna_first": refused_ms.len(),
         "answers": answers,
         "kills": kills.len(),
         "restart_seconds": kills,
@@ -394,7 +422,8 @@ async fn start_one_call(
 ) {
     load.sent.fetch_add(1, Ordering::SeqCst);
     let key = &keys[n as usize % keys.len()];
-    let body = json!({"agent_id": AGENT, "recipient_phone_number": format!("+9199{n:08}")});
+    let recipient = format!("+9199{n:08}");
+    let body = json!({"agent_id": AGENT, "recipient_phone_number": recipient});
     for attempt in 0..8u64 {
         let url = {
             let urls = urls.read().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -414,7 +443,8 @@ async fn start_one_call(
                 let status = response.status().as_u16();
                 if matches!(status, 201 | 202) {
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
-                    load.latencies_ms.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(ms);
+                    let start = Start { recipient: recipient.clone(), ms };
+                    load.starts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(start);
                 }
                 *load
                     .answers

@@ -82,7 +82,15 @@ async fn start_call(request: HttpRequest, state: State, body: web::Bytes) -> Htt
     }
     if let Some(limit) = state.config().rate_limit {
         if let Err(retry_after) = state.take_rate(limit) {
-            state.stats().rate_limited += 1;
+            let recipient = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|body| body.get("recipient_phone_number")?.as_str().map(str::to_owned));
+            let mut stats = state.stats();
+            stats.rate_limited += 1;
+            if let Some(recipient) = recipient {
+                stats.refused(&recipient);
+            }
+            drop(stats);
             return HttpResponse::TooManyRequests()
                 .insert_header(("Retry-After", retry_after.as_secs_f64().ceil().max(1.0).to_string()))
                 .json(json!({"error": 429, "message": "Rate limit exceeded"}));
@@ -108,6 +116,7 @@ async fn start_call(request: HttpRequest, state: State, body: web::Bytes) -> Htt
     let mut answer_status = StatusCode::OK;
     match fault {
         Some(CallFault::RateLimited { retry_after_seconds }) => {
+            state.stats().refused(&call.recipient_phone_number);
             let mut response = HttpResponse::TooManyRequests();
             if let Some(seconds) = retry_after_seconds {
                 response.insert_header(("Retry-After", seconds.to_string()));
@@ -115,6 +124,7 @@ async fn start_call(request: HttpRequest, state: State, body: web::Bytes) -> Htt
             return response.json(json!({"error": 429, "message": "Rate limit exceeded"}));
         }
         Some(CallFault::ServerError { status }) => {
+            state.stats().refused(&call.recipient_phone_number);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return error(status, status.as_u16(), "Internal server error");
         }

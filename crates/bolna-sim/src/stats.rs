@@ -22,6 +22,10 @@ pub struct Stats {
     pub accepted: u64,
     /// Accepted executions per recipient number: above 1 means someone was dialled twice.
     pub executions_by_recipient: BTreeMap<String, u32>,
+    /// Call requests per recipient refused by the rate limit or an injected `429`/`5xx` fault: a
+    /// client can tell which of its calls were placed only after a retry.
+    #[serde(default)]
+    pub refusals_by_recipient: BTreeMap<String, u32>,
     /// When the first call to each recipient was accepted (latency measurements).
     pub first_accepted_at: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
     /// Executions accepted whose line is not yet free (Switchboard's slots cover these).
@@ -68,6 +72,10 @@ impl Stats {
         let now = *now;
         let high = self.open_by_agent_high_water.entry(agent.to_owned()).or_default();
         *high = (*high).max(now);
+    }
+
+    pub(crate) fn refused(&mut self, recipient: &str) {
+        *self.refusals_by_recipient.entry(recipient.to_owned()).or_default() += 1;
     }
 
     pub(crate) fn line_freed(&mut self, agent: &str) {
