@@ -17,5 +17,6 @@ mod hostile_input;
 mod migrations;
 mod race;
 mod resilience;
+mod results;
 mod sse;
 mod webhooks;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::faults::CallFault;
-use crate::lifecycle;
+use crate::lifecycle::{self, Ending};
 use crate::state::SimState;
 
 type State = web::Data<Arc<SimState>>;
@@ -133,7 +133,8 @@ async fn start_call(request: HttpRequest, state: State, body: web::Bytes) -> Htt
         }
         Some(CallFault::AcceptThenDelay { delay_ms }) => answer_delay = Some(Duration::from_millis(delay_ms)),
         Some(CallFault::Latency { delay_ms }) => tokio::time::sleep(Duration::from_millis(delay_ms)).await,
-        Some(CallFault::Outcome { status }) => forced = Some(ExecutionStatus::parse(&status)),
+        Some(CallFault::Outcome { status }) => forced = Some(Ending::Status(ExecutionStatus::parse(&status))),
+        Some(CallFault::Voicemail) => forced = Some(Ending::Voicemail),
         None => {}
     }
     let execution_id = lifecycle::start(&state, &call, forced);

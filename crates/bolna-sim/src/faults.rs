@@ -22,6 +22,9 @@ pub enum CallFault {
     Latency { delay_ms: u64 },
     /// Forced outcome of this call (e.g. `no-answer`), instead of the random mix.
     Outcome { status: String },
+    /// Completed, but answered by a voice mail box (`answered_by_voice_mail`, a quarter of the
+    /// usual conversation).
+    Voicemail,
 }
 
 /// Probabilities (0.0..=1.0) applied to every webhook, plus an outage of the receiving end.

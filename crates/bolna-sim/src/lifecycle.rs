@@ -16,8 +16,16 @@ use crate::config::OutcomeMix;
 use crate::lines::Ticket;
 use crate::state::{SimExecution, SimState};
 
+/// How a call is made to end, instead of the configured mix.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    Status(ExecutionStatus),
+    /// Completed, answered by a voice mail box.
+    Voicemail,
+}
+
 /// Creates an execution for an accepted request, starts its life, and returns its id.
-pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<ExecutionStatus>) -> String {
+pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Ending>) -> String {
     let id = uuid::Uuid::new_v4().to_string();
     let now = Utc::now();
     let body = Execution {
@@ -56,7 +64,11 @@ pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Execut
     let (deliveries, receiver) = mpsc::unbounded_channel();
     state.stats().opened(&request.agent_id, &request.recipient_phone_number);
     let config = state.config();
-    let outcome = forced.unwrap_or_else(|| pick(&config.outcomes));
+    let (outcome, voicemail) = match forced {
+        Some(Ending::Status(status)) => (status, false),
+        Some(Ending::Voicemail) => (ExecutionStatus::Known(BolnaStatus::Completed), true),
+        None => (pick(&config.outcomes), false),
+    };
     let dialled = outcome != ExecutionStatus::Known(BolnaStatus::BalanceLow);
     // Outside the agent's calling hours the call waits for them, and only then for a line.
     let deferred = config
@@ -78,14 +90,14 @@ pub fn start(state: &Arc<SimState>, request: &CallRequest, forced: Option<Execut
         },
     );
     tokio::spawn(crate::webhooks::deliver_in_order(state.clone(), receiver));
-    tokio::spawn(run(state.clone(), id.clone(), outcome, wake, ticket, deferred));
+    tokio::spawn(run(state.clone(), id.clone(), (outcome, voicemail), wake, ticket, deferred));
     id
 }
 
 async fn run(
     state: Arc<SimState>,
     id: String,
-    outcome: ExecutionStatus,
+    (outcome, voicemail): (ExecutionStatus, bool),
     wake: Arc<Notify>,
     ticket: Option<Ticket>,
     deferred: Option<std::time::Duration>,
@@ -177,10 +189,12 @@ async fn run(
     });
     line_free(&state, &id);
     tokio::time::sleep(config.scaled(config.timings.post_processing_ms)).await;
-    let seconds = config.timings.conversation_ms as f64 / 1000.0;
+    let conversation_ms =
+        if voicemail { config.timings.conversation_ms / 4 } else { config.timings.conversation_ms };
+    let seconds = conversation_ms as f64 / 1000.0;
     let transcript = state.config().transcript;
     complete(&state, &id, ExecutionStatus::Known(BolnaStatus::Completed), |e| {
-        completed_details(e, seconds, transcript)
+        completed_details(e, seconds, transcript, voicemail)
     });
 }
 
@@ -246,8 +260,8 @@ fn early_exit_details(execution: &mut Execution, outcome: &ExecutionStatus) {
     }
 }
 
-fn completed_details(execution: &mut Execution, seconds: f64, transcript: String) {
-    execution.answered_by_voice_mail = Some(false);
+fn completed_details(execution: &mut Execution, seconds: f64, transcript: String, voicemail: bool) {
+    execution.answered_by_voice_mail = Some(voicemail);
     execution.conversation_duration = Some(seconds);
     execution.total_cost = Some((seconds * 8.6).round() / 100.0);
     execution.transcript = Some(transcript);

@@ -23,6 +23,17 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT p_status IN ('completed', 'no-answer', 'busy', 'failed', 'canceled', 'stopped', 'error', 'balance-low')
 $$;
 
+-- A finished call's outcome: its terminal status, except that a completed call answered by a
+-- voice mail box is `voicemail`; NULL while the call is not finished. The contact retry policy,
+-- campaign reports, exports and usage all read outcomes through this one function.
+CREATE OR REPLACE FUNCTION call_outcome(p_status text, p_answered_by_voice_mail boolean) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN p_status = 'completed' AND p_answered_by_voice_mail THEN 'voicemail'
+        WHEN call_status_is_terminal(p_status) THEN p_status
+    END
+$$;
+
 -- Live events (GET /v1/events): one `events` row per call change that matters to a client (its
 -- status or its execution ID), written once per statement from its transition tables, in the same
 -- transaction as the change. A call.updated row carries the call as it was after the change, less

@@ -20,6 +20,7 @@ pub mod json_text;
 pub mod metrics;
 pub mod phone;
 mod reconcile;
+pub mod results;
 mod service;
 pub mod users;
 pub mod webhooks;

@@ -221,6 +221,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 )
                 .service(routes::health::healthz)
                 .service(routes::health::readyz)
+                .configure(routes::results::routes)
                 .configure(routes::calls::routes)
                 .configure(routes::campaigns::routes)
                 .configure(routes::admin::routes)

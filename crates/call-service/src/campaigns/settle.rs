@@ -6,10 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use bolna_client::BolnaStatus;
-
 use super::due::wake_campaign;
-use crate::calls::CallStatus;
 use crate::CallId;
 
 /// Settles the contact of `call` if `call` is its current, ended attempt. Runs in the caller's
@@ -20,7 +17,7 @@ pub(crate) async fn settle_contact(
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let row = sqlx::query!(
-        r#"SELECT c.status AS "status: CallStatus", c.answered_by_voice_mail, cc.id AS contact_id, cc.attempts,
+        r#"SELECT call_outcome(c.status, c.answered_by_voice_mail) AS outcome, cc.id AS contact_id, cc.attempts,
                   cp.id AS campaign_id, cp.retry_on, cp.retry_delay_seconds, cp.max_attempts
            FROM calls c
            JOIN campaign_contacts cc ON cc.id = c.contact_id AND cc.last_call_id = c.id AND cc.status = 'in_progress'
@@ -31,14 +28,9 @@ pub(crate) async fn settle_contact(
     )
     .fetch_optional(&mut *conn)
     .await?;
+    // The outcome is NULL until the call is finished (`call_outcome` in sql/calls.sql).
     let Some(row) = row else { return Ok(()) };
-    if !row.status.is_terminal() {
-        return Ok(());
-    }
-    let outcome = match (row.status, row.answered_by_voice_mail) {
-        (CallStatus::Bolna(BolnaStatus::Completed), Some(true)) => "voicemail",
-        (status, _) => status.as_str(),
-    };
+    let Some(outcome) = row.outcome.as_deref() else { return Ok(()) };
     let retryable = row.retry_on.iter().any(|on| on == outcome);
     let (status, next_attempt_at) = match (retryable, row.attempts < row.max_attempts) {
         (true, true) => {

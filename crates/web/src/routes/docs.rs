@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin, api_keys, call_input, call_resource, calls, campaign_input, campaigns, events, health, operations,
-    webhooks,
+    results, webhooks,
 };
 
 #[derive(OpenApi, Debug)]
@@ -20,6 +20,7 @@ use super::{
         api_keys::create_for_user, api_keys::list_for_user, api_keys::revoke_for_user,
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::action,
         campaigns::add_contacts, campaigns::contacts, campaigns::dnc_add, campaigns::dnc_list, campaigns::dnc_remove,
+        results::report, results::results, results::calls_export, results::own_usage, results::admin_usage,
         events::stream, events::create_ticket,
         webhooks::receive, health::healthz_doc, health::readyz_doc, operations::metrics, operations::diagnostics,
     ),
@@ -30,11 +31,16 @@ use super::{
         admin::UserResource, admin::CreateUserRequest, admin::CreatedUser, admin::UpdateLimitsRequest, admin::ReleaseRequest,
         events::EventTicket,
         api_keys::ApiKeyResource, api_keys::CreateApiKeyRequest, api_keys::CreatedApiKey, api_keys::ApiKeyList,
+        call_service::results::report::CampaignReport, call_service::results::report::ContactFigures,
+        call_service::results::report::CallFigures, call_service::results::report::TalkTime,
+        call_service::results::report::CostFigures, call_service::results::report::HourFigures,
+        call_service::results::UsageReport, call_service::results::usage::UsageGroup, call_service::results::usage::UsageFigures,
     )),
     modifiers(&SecuritySchemes),
     tags((name = "calls", description = "Start and follow calls"), (name = "admin", description = "Operators: users, their keys and limits, slots"),
          (name = "api-keys", description = "Your API keys: issue, list, revoke"),
          (name = "campaigns", description = "Campaigns, contacts, do-not-call"),
+         (name = "results", description = "Campaign reports, exports and usage"),
          (name = "events", description = "Live call and campaign events (Server-Sent Events)"),
          (name = "webhooks", description = "Bolna's status changes"), (name = "operations", description = "Health and readiness")),
 )]

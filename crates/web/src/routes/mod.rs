@@ -13,4 +13,5 @@ pub mod docs;
 pub mod events;
 pub mod health;
 pub mod operations;
+pub mod results;
 pub mod webhooks;
