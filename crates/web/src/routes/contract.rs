@@ -161,6 +161,19 @@ fn constrain_parameters(document: &mut Value) {
         "Idempotency-Key",
         json!({"type": "string", "pattern": "^[!-~]{1,255}$"}),
     );
+    let formats = json!({"type": "string", "enum": ["csv", "jsonl"]});
+    for path in ["/v1/campaigns/{id}/results.csv", "/v1/calls/export"] {
+        set_parameter(document, path, "get", "format", formats.clone());
+    }
+    let groupings = |all: &[call_service::results::UsageGrouping]| json!({"type": "string", "enum": all.iter().map(|g| g.as_str()).collect::<Vec<_>>()});
+    set_parameter(document, "/v1/usage", "get", "group_by", groupings(&super::results::USER_GROUPINGS));
+    set_parameter(
+        document,
+        "/v1/admin/usage",
+        "get",
+        "group_by",
+        groupings(&super::results::ADMIN_GROUPINGS),
+    );
     // Empty: none (a client may send the header empty).
     let event_id = json!({"type": "string", "pattern": "^([1-9][0-9]{0,17})?$"});
     set_parameter(document, "/v1/events", "get", "Last-Event-ID", event_id.clone());

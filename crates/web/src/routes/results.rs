@@ -88,7 +88,7 @@ fn download(
 /// last outcome, talk time, cost, the last call's extracted data, recording URL and ID.
 #[utoipa::path(get, path = "/v1/campaigns/{id}/results.csv", tag = "results", params(("id" = uuid::Uuid, Path), FormatQuery),
     responses((status = 200, description = "CSV (`variables.<name>` and `extracted_data.<key>` columns), or JSON lines with `format=jsonl`",
-        content_type = "text/csv", body = String),
+        content((String = "text/csv"), (String = "application/jsonl"))),
         (status = 404, description = "No such campaign of this user")),
     security(("api_key" = [])))]
 pub async fn results(
@@ -118,7 +118,8 @@ pub struct ExportQuery {
     pub format: Option<String>,
 }
 
-/// A time of a range, RFC 3339 with any offset.
+/// A time of a range, RFC 3339 with any offset. A range whose `from` is not before its `to` is
+/// empty, not an error: its answer has no rows.
 fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     text.map(|t| {
         DateTime::parse_from_rfc3339(t)
@@ -128,17 +129,10 @@ fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, 
     .transpose()
 }
 
-fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> {
-    if from > to {
-        return Err(invalid("from", "must not be after `to`"));
-    }
-    Ok(())
-}
-
 /// The caller's direct calls created in a time range, oldest first: CSV or JSON lines.
 #[utoipa::path(get, path = "/v1/calls/export", tag = "results", params(ExportQuery),
     responses((status = 200, description = "CSV (`extracted_data.<key>` columns), or JSON lines with `format=jsonl`",
-        content_type = "text/csv", body = String)),
+        content((String = "text/csv"), (String = "application/jsonl")))),
     security(("api_key" = [])))]
 pub async fn calls_export(
     user: AuthenticatedUser,
@@ -148,7 +142,6 @@ pub async fn calls_export(
     let format = parse_format(query.format.as_deref())?;
     let from = parse_time("from", query.from.as_deref())?.unwrap_or(DateTime::UNIX_EPOCH);
     let to = parse_time("to", query.to.as_deref())?.unwrap_or_else(|| state.calls.config().clock.now());
-    check_range(from, to)?;
     let range = CallExportRange { user: user.0.id, from, to };
     let chunks = export::direct_calls(state.pool.clone(), range, format).await?;
     Ok(download(format, "direct-calls", chunks))
@@ -164,27 +157,50 @@ pub struct UsageParams {
     /// RFC 3339; calls created before it (default: now).
     #[param(format = DateTime)]
     pub to: Option<String>,
-    /// `day` (default, UTC days), `agent`, `campaign` or `call_type`; operators also `user`
-    /// (their default).
+    /// `day` (default, UTC days), `agent`, `campaign` or `call_type`.
     pub group_by: Option<String>,
-    /// Operators only: one user's usage.
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUsageParams {
+    /// RFC 3339; calls created at or after it (default: the start of this UTC month).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// RFC 3339; calls created before it (default: now).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    /// `user` (default), `day` (UTC days), `agent`, `campaign` or `call_type`.
+    pub group_by: Option<String>,
+    /// One user's usage only.
     pub user_id: Option<uuid::Uuid>,
 }
 
+/// The groupings users may ask for, and operators (who also have `user`).
+pub const USER_GROUPINGS: [UsageGrouping; 4] =
+    [UsageGrouping::Day, UsageGrouping::Agent, UsageGrouping::Campaign, UsageGrouping::CallType];
+pub const ADMIN_GROUPINGS: [UsageGrouping; 5] = [
+    UsageGrouping::User,
+    UsageGrouping::Day,
+    UsageGrouping::Agent,
+    UsageGrouping::Campaign,
+    UsageGrouping::CallType,
+];
+
+/// The query of a usage request; `allowed[0]` is the default grouping.
 fn usage_query(
     state: &AppState,
-    params: &UsageParams,
+    (from, to, group_by): (Option<&str>, Option<&str>, Option<&str>),
     user: Option<UserId>,
-    default: UsageGrouping,
     allowed: &[UsageGrouping],
 ) -> Result<UsageQuery, ApiError> {
     let now = state.calls.config().clock.now();
     let month_start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().unwrap_or(now);
-    let from = parse_time("from", params.from.as_deref())?.unwrap_or(month_start);
-    let to = parse_time("to", params.to.as_deref())?.unwrap_or(now);
-    check_range(from, to)?;
-    let group_by = match params.group_by.as_deref() {
-        None => default,
+    let from = parse_time("from", from)?.unwrap_or(month_start);
+    let to = parse_time("to", to)?.unwrap_or(now);
+    let group_by = match group_by {
+        None => allowed[0],
         Some(text) => UsageGrouping::parse(text).filter(|g| allowed.contains(g)).ok_or_else(|| {
             let names: Vec<&str> = allowed.iter().map(|g| g.as_str()).collect();
             invalid("group_by", &format!("must be one of {}", names.join(", ")))
@@ -195,34 +211,30 @@ fn usage_query(
 
 /// The caller's calls, connected calls, minutes and cost over a time range, grouped one way.
 #[utoipa::path(get, path = "/v1/usage", tag = "results", params(UsageParams),
-    responses((status = 200, body = UsageReport), (status = 422, description = "Invalid range or grouping")),
+    responses((status = 200, body = UsageReport), (status = 422, description = "A time that is not RFC 3339")),
     security(("api_key" = [])))]
 pub async fn own_usage(
     user: AuthenticatedUser,
     state: web::Data<AppState>,
     params: web::Query<UsageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    if params.user_id.is_some_and(|id| UserId::from(id) != user.0.id) {
-        return Err(invalid("user_id", "is for operators (GET /v1/admin/usage)"));
-    }
-    use UsageGrouping::*;
-    let query = usage_query(&state, &params, Some(user.0.id), Day, &[Day, Agent, Campaign, CallType])?;
+    let text = (params.from.as_deref(), params.to.as_deref(), params.group_by.as_deref());
+    let query = usage_query(&state, text, Some(user.0.id), &USER_GROUPINGS)?;
     let mut conn = state.pool.acquire().await?;
     Ok(HttpResponse::Ok().json(usage(&mut conn, query).await?))
 }
 
 /// Every user's (or one user's) usage over a time range, grouped one way (default: by user).
-#[utoipa::path(get, path = "/v1/admin/usage", tag = "admin", params(UsageParams),
-    responses((status = 200, body = UsageReport), (status = 422, description = "Invalid range or grouping")),
+#[utoipa::path(get, path = "/v1/admin/usage", tag = "admin", params(AdminUsageParams),
+    responses((status = 200, body = UsageReport), (status = 422, description = "A time that is not RFC 3339")),
     security(("admin_token" = [])))]
 pub async fn admin_usage(
     _: Admin,
     state: web::Data<AppState>,
-    params: web::Query<UsageParams>,
+    params: web::Query<AdminUsageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    use UsageGrouping::*;
-    let user = params.user_id.map(UserId::from);
-    let query = usage_query(&state, &params, user, User, &[User, Day, Agent, Campaign, CallType])?;
+    let text = (params.from.as_deref(), params.to.as_deref(), params.group_by.as_deref());
+    let query = usage_query(&state, text, params.user_id.map(UserId::from), &ADMIN_GROUPINGS)?;
     let mut conn = state.pool.acquire().await?;
     Ok(HttpResponse::Ok().json(usage(&mut conn, query).await?))
 }
