@@ -7,5 +7,6 @@ pub mod dispatch_latency;
 pub mod large_tables;
 pub mod memory;
 pub mod queue_depth;
+pub mod results;
 pub mod steady_rate;
 pub mod throughput;
