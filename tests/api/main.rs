@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod hostile_input;
 mod migrations;
+mod number_cap;
 mod race;
 mod resilience;
 mod results;

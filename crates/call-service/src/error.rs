@@ -18,6 +18,9 @@ pub enum CallError {
     Conflict(&'static str, String),
     #[error("the number is on your do-not-call list")]
     DoNotCall,
+    /// The user's per-number cap: calls to this number reached it within 24 hours.
+    #[error("the number was called as often as your cap allows in 24 hours; under it again at {retry_at}")]
+    NumberCallCap { retry_at: chrono::DateTime<chrono::Utc> },
     #[error("Bolna refused: {0}")]
     BolnaRefused(String),
     #[error("Bolna is unavailable: {0}")]

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub campaign_visits: prometheus::IntCounter,
     /// Campaign zones moved to their next calling period (their period closed).
     pub zones_rearmed: prometheus::IntCounter,
+    pub contacts_deferred_by_number_cap: prometheus::IntCounter,
     // Filled at scrape time from the database.
     pub slots_in_use: IntGaugeVec,
     pub slot_limits: IntGaugeVec,
@@ -119,6 +120,11 @@ impl Metrics {
             zones_rearmed: prometheus::IntCounter::new(
                 "campaign_zones_rearmed_total",
                 "Campaign zones moved to their next calling period",
+            )
+            .expect(DEFINITION),
+            contacts_deferred_by_number_cap: prometheus::IntCounter::new(
+                "campaign_contacts_deferred_by_number_cap_total",
+                "Campaign contacts put off because their number was at its user's per-number cap",
             )
             .expect(DEFINITION),
             bolna_circuit_open: IntGauge::new("bolna_circuit_open", "1 while calls are held back from Bolna")
@@ -222,6 +228,7 @@ impl Metrics {
             Box::new(self.scheduler_pass_seconds.clone()),
             Box::new(self.campaign_visits.clone()),
             Box::new(self.zones_rearmed.clone()),
+            Box::new(self.contacts_deferred_by_number_cap.clone()),
             Box::new(self.bolna_circuit_open.clone()),
             Box::new(self.slots_in_use.clone()),
             Box::new(self.slot_limits.clone()),

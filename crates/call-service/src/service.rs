@@ -30,6 +30,9 @@ pub struct ServiceConfig {
     pub rate_window: Duration,
     /// `reconciler.lease_seconds`: a slot's lease past its last event.
     pub lease: Duration,
+    /// `limits.max_calls_per_number_per_day`: calls of a user to one number in 24 hours, for users
+    /// without their own figure; 0 = no cap.
+    pub calls_per_number_per_day: u32,
     /// How often each dispatcher looks at the queue without being notified.
     pub dispatch_tick: Duration,
     /// Queue heads looked at per dispatcher pass.
@@ -77,6 +80,7 @@ impl ServiceConfig {
             send_tokens: self.max_calls_per_minute.max(1),
             send_window: self.rate_window + SEND_MARGIN,
             lease: self.lease,
+            calls_per_number_per_day: self.calls_per_number_per_day,
         }
     }
 }
@@ -103,6 +107,7 @@ impl Default for ServiceConfig {
             max_calls_per_minute: 500,
             rate_window: Duration::from_secs(60),
             lease: Duration::from_secs(900),
+            calls_per_number_per_day: 0,
             dispatch_tick: Duration::from_millis(500),
             dispatch_batch: 100,
             reconciler: ReconcilerConfig::default(),

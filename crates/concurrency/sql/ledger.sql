@@ -111,6 +111,41 @@ BEGIN
 END
 $$;
 
+-- Rule 6, the per-number cap: how many calls of a user to one number may fall in 24 hours — the
+-- user's own figure (users.max_calls_per_number_per_day), else p_default
+-- (limits.max_calls_per_number_per_day). NULL: no cap (a figure of 0, or none anywhere).
+CREATE OR REPLACE FUNCTION number_call_cap(p_user uuid, p_default integer)
+RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT nullif(coalesce(u.max_calls_per_number_per_day, p_default), 0) FROM users u WHERE u.id = p_user
+$$;
+
+-- The calls that count against the cap for a call to p_number due at p_at: every call of the user
+-- to that number, direct or of any campaign, due in the 24 hours before p_at or later (a call
+-- scheduled ahead counts now), except one canceled before it reached Bolna. Their due times, oldest
+-- first. Served by idx_calls_user_number.
+CREATE OR REPLACE FUNCTION calls_counted_against_number_cap(p_user uuid, p_number text, p_at timestamptz)
+RETURNS TABLE (due_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(c.scheduled_at, c.created_at) FROM calls c
+     WHERE c.user_id = p_user AND c.recipient_phone_number = p_number
+       AND coalesce(c.scheduled_at, c.created_at) > p_at - interval '24 hours'
+       AND NOT (c.status = 'canceled' AND c.bolna_execution_id IS NULL)
+     ORDER BY 1
+$$;
+
+-- When a call to p_number due at p_at fits under the cap: NULL when it fits now (or there is no
+-- cap), else the time enough counted calls have left the 24 hours (the oldest leave first).
+CREATE OR REPLACE FUNCTION number_cap_frees_at(p_user uuid, p_number text, p_at timestamptz, p_default integer)
+RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT k.due_at + interval '24 hours'
+      FROM number_call_cap(p_user, p_default) AS cap(calls),
+           (SELECT c.due_at, count(*) OVER () AS counted, row_number() OVER (ORDER BY c.due_at) AS nth
+              FROM calls_counted_against_number_cap(p_user, p_number, p_at) c) k
+     WHERE cap.calls IS NOT NULL AND k.counted >= cap.calls AND k.nth = k.counted - cap.calls + 1
+$$;
+
 -- Taking slots: each call gets its slot row, with the lease running from now, the line
 -- claim_account_lines locked for it (the slot copies the call's user and type), and the send token
 -- claim_send_tokens locked for it, taken from now. A call that does not exist (its insert lost an
@@ -255,7 +290,8 @@ $$;
 
 -- Admission of a batch of new calls (one call is a batch of one), in one statement from the
 -- client's side. A call whose number is on its user's do-not-call list, or whose Idempotency-Key
--- its user already used (in the table or earlier in the batch), is not inserted. A call with a
+-- its user already used (in the table or earlier in the batch), or that would go over its user's
+-- per-number cap (rule 6; calls earlier in the batch count), is not inserted. A call with a
 -- scheduled_at (the caller sets it only when that is still to come) is inserted `scheduled`: it
 -- holds nothing until enqueue_due_scheduled_calls puts it in the queue at its time. The others are
 -- inserted as `initiating` holding a slot, a send token and a line when rules 2-5 allow (nobody of
@@ -267,7 +303,7 @@ $$;
 -- caller tells why a call is missing.
 CREATE OR REPLACE FUNCTION admit_calls(
     p_calls jsonb, p_may_reserve boolean, p_account_lines integer, p_send_tokens integer,
-    p_send_window_seconds double precision, p_lease_seconds double precision)
+    p_send_window_seconds double precision, p_lease_seconds double precision, p_number_cap integer)
 RETURNS SETOF calls
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -299,19 +335,27 @@ BEGIN
                 AND NOT EXISTS (SELECT 1 FROM input j
                                  WHERE j.user_id = i.user_id AND j.idempotency_key = i.idempotency_key
                                    AND j.ord < i.ord)))),
+    within_cap AS (
+        SELECT a.* FROM (
+            SELECT a.*, number_call_cap(a.user_id, p_number_cap) AS cap,
+                   row_number() OVER (PARTITION BY a.user_id, a.recipient_phone_number ORDER BY a.ord) AS nth
+              FROM admissible a) a
+         WHERE a.cap IS NULL
+            OR a.nth + (SELECT count(*) FROM calls_counted_against_number_cap(
+                            a.user_id, a.recipient_phone_number, coalesce(a.scheduled_at, now()))) <= a.cap),
     free AS (
         SELECT g.user_id, g.call_type,
                CASE WHEN p_may_reserve AND NOT EXISTS (SELECT 1 FROM slot_queue_head(g.user_id, g.call_type))
                     THEN coalesce((SELECT f.free FROM user_free_slots(g.user_id, g.call_type) f), 0)
                     ELSE 0 END AS slots
-          FROM (SELECT DISTINCT a.user_id, a.call_type FROM admissible a) g),
+          FROM (SELECT DISTINCT a.user_id, a.call_type FROM within_cap a) g),
     decided AS (
-        SELECT a.ord, 'scheduled' AS decision FROM admissible a WHERE a.scheduled_at IS NOT NULL
+        SELECT a.ord, 'scheduled' AS decision FROM within_cap a WHERE a.scheduled_at IS NOT NULL
         UNION ALL
         SELECT a.ord,
                CASE WHEN row_number() OVER (PARTITION BY a.user_id, a.call_type ORDER BY a.ord) <= f.slots
                     THEN 'candidate' ELSE 'queued' END
-          FROM admissible a JOIN free f ON f.user_id = a.user_id AND f.call_type = a.call_type
+          FROM within_cap a JOIN free f ON f.user_id = a.user_id AND f.call_type = a.call_type
          WHERE a.scheduled_at IS NULL)
     SELECT array_agg(d.decision ORDER BY i.ord), array_agg(i.id ORDER BY i.ord) INTO v_decisions, v_ids
       FROM input i LEFT JOIN decided d ON d.ord = i.ord;

@@ -38,8 +38,9 @@ fn as_hex<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error>
 }
 
 /// Admits `calls` (see `admit_calls` in `sql/ledger.sql`): each is inserted `initiating` holding
-/// a slot, or `queued`, or `scheduled` (with a `scheduled_at`), or not at all (do-not-call list, or an `Idempotency-Key` already used;
-/// the caller tells which). `may_reserve` is false while Bolna is held back: every call queues.
+/// a slot, or `queued`, or `scheduled` (with a `scheduled_at`), or not at all (do-not-call list,
+/// an `Idempotency-Key` already used, or the per-number cap: the caller tells which, the cap with
+/// [`crate::number_cap_frees_at`]). `may_reserve` is false while Bolna is held back: every call queues.
 /// Returns the inserted rows of `calls`, in any order, read as the caller's row type.
 #[tracing::instrument(name = "Admit calls", skip_all, fields(calls = calls.len()))]
 pub async fn admit_calls<T>(
@@ -51,13 +52,14 @@ pub async fn admit_calls<T>(
 where
     T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
-    sqlx::query_as::<_, T>("SELECT * FROM admit_calls($1, $2, $3, $4, $5, $6)")
+    sqlx::query_as::<_, T>("SELECT * FROM admit_calls($1, $2, $3, $4, $5, $6, $7)")
         .bind(Json(calls))
         .bind(may_reserve)
         .bind(policy.lines())
         .bind(policy.tokens())
         .bind(policy.send_window_seconds())
         .bind(policy.lease_seconds())
+        .bind(policy.number_cap())
         .fetch_all(conn)
         .await
 }

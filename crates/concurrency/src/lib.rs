@@ -17,7 +17,8 @@
 //! time, placed by that time.
 //!
 //! The call's life, as far as the ledger is concerned:
-//! - [`admit_calls`]: new calls take a slot or queue (a batch; one call is a batch of one);
+//! - [`admit_calls`]: new calls take a slot or queue (a batch; one call is a batch of one), or are
+//!   refused over their user's per-number cap ([`number_cap_frees_at`] tells until when);
 //! - [`update_active_call_with_execution_id`]: Bolna's execution ID goes on the slot (the batched
 //!   form is the SQL function `attach_execution_ids`, called by the statement that records
 //!   Bolna's answers);
@@ -39,6 +40,7 @@ mod definitions;
 mod error;
 mod ids;
 mod leases;
+mod number_cap;
 mod policy;
 mod queue;
 mod release;
@@ -53,6 +55,7 @@ pub use definitions::{LEDGER_SQL, LEDGER_TABLES};
 pub use error::LedgerError;
 pub use ids::{CallId, CallType, UnknownCallType, UserId};
 pub use leases::{expired_leases, update_active_call_with_execution_id, ActiveCall};
+pub use number_cap::number_cap_frees_at;
 pub use policy::SlotPolicy;
 pub use queue::{
     announce_free_capacity, enqueue_due_scheduled_calls, release_and_hand_over, start_queue_head,

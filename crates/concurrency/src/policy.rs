@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-/// The account's size, Bolna's rate limit and a slot's lease: `limits.account_max_concurrent`
-/// (or Bolna's own lower figure), `bolna.max_calls_per_minute` and `reconciler.lease_seconds`.
+/// The account's size, Bolna's rate limit, a slot's lease and the per-number cap:
+/// `limits.account_max_concurrent` (or Bolna's own lower figure), `bolna.max_calls_per_minute`,
+/// `reconciler.lease_seconds` and `limits.max_calls_per_number_per_day`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotPolicy {
     /// Account lines (Bolna's account concurrency, or less).
@@ -15,6 +16,8 @@ pub struct SlotPolicy {
     pub send_window: Duration,
     /// How long a slot is held past its last event before the reconciler asks Bolna.
     pub lease: Duration,
+    /// Calls of a user to one number in 24 hours, for users without their own figure; 0 = no cap.
+    pub calls_per_number_per_day: u32,
 }
 
 impl SlotPolicy {
@@ -28,6 +31,10 @@ impl SlotPolicy {
 
     pub(crate) fn send_window_seconds(&self) -> f64 {
         self.send_window.as_secs_f64()
+    }
+
+    pub(crate) fn number_cap(&self) -> i32 {
+        i32::try_from(self.calls_per_number_per_day).unwrap_or(i32::MAX)
     }
 
     pub(crate) fn lease_seconds(&self) -> f64 {

@@ -33,6 +33,7 @@ fn policy(account_lines: u32) -> SlotPolicy {
         send_tokens: TOKENS,
         send_window: Duration::from_secs(60),
         lease: Duration::from_secs(600),
+        calls_per_number_per_day: 0,
     }
 }
 

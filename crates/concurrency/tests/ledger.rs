@@ -64,6 +64,7 @@ async fn try_reserve(
         send_tokens: TOKENS,
         send_window: Duration::from_secs(60),
         lease: LEASE,
+        calls_per_number_per_day: 0,
     };
     let answer = reserve(&mut tx, user, call_type, call, &policy).await.unwrap();
     tx.commit().await.unwrap();

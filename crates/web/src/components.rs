@@ -29,6 +29,7 @@ pub fn call_service(settings: &Settings, pool: PgPool, clock: Arc<dyn Clock>) ->
         max_calls_per_minute: settings.bolna.max_calls_per_minute,
         rate_window: settings.bolna.rate_window,
         lease: Duration::from_secs(settings.reconciler.lease_seconds),
+        calls_per_number_per_day: settings.limits.max_calls_per_number_per_day,
         reconciler: ReconcilerConfig {
             interval: Duration::from_secs(settings.reconciler.interval_seconds),
             initiating_timeout: Duration::from_secs(settings.reconciler.initiating_timeout_seconds),

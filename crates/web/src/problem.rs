@@ -195,6 +195,16 @@ impl From<call_service::CallError> for ApiError {
                 "do_not_call",
                 "the recipient is on your do-not-call list",
             ),
+            CallError::NumberCallCap { retry_at } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "number_call_cap",
+                format!(
+                    "this number was called as often as your per-number cap allows in 24 hours; \
+                     a call fits again at {}",
+                    retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            )
+            .with("retry_at", retry_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             CallError::BolnaRefused(message) => {
                 Self::new(StatusCode::BAD_GATEWAY, "bolna_refused", format!("Bolna refused: {message}"))
             }

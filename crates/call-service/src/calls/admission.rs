@@ -135,7 +135,8 @@ pub(crate) async fn admit_batch(
 
 /// Admits `requests` with one `admit_calls` statement and tells each what became of it. A call
 /// missing from the answer was not inserted: its number is listed, or its user already has a call
-/// with its key (then the same request replays that call, a different one is a conflict).
+/// with its key (then the same request replays that call, a different one is a conflict), or the
+/// number is at its user's per-number cap.
 /// The `Err` is the statement's own failure; per-call failures are in the `Vec`.
 async fn admit_all(
     conn: &mut PgConnection,
@@ -157,18 +158,20 @@ async fn admit_all(
         results.push(match inserted.remove(&row.id) {
             Some(call) if call.status == CallStatus::Initiating => Ok(Admitted::Reserved(call)),
             Some(call) => Ok(Admitted::Waiting(call)),
-            None => not_inserted(conn, request, row).await,
+            None => not_inserted(conn, request, row, policy).await,
         });
     }
     Ok(results)
 }
 
-/// Why a call was not inserted: the do-not-call list (checked first: it wins over a replay), or
-/// an earlier call of its user with the same `Idempotency-Key`.
+/// Why a call was not inserted: the do-not-call list (checked first: it wins over a replay), an
+/// earlier call of its user with the same `Idempotency-Key` (a replay is answered even over the
+/// cap), or the per-number cap.
 async fn not_inserted(
     conn: &mut PgConnection,
     request: &AdmissionRequest,
     row: &CallToAdmit,
+    policy: &SlotPolicy,
 ) -> Result<Admitted, CallError> {
     let user = request.user;
     let new = &request.new;
@@ -178,8 +181,16 @@ async fn not_inserted(
     let existing =
         select_call!("WHERE user_id = $1 AND idempotency_key = $2", user as UserId, new.idempotency_key)
             .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("call {} was neither admitted nor found", row.id))?;
+            .await?;
+    let Some(existing) = existing else {
+        let due = row.scheduled_at.unwrap_or_else(Utc::now);
+        let frees_at =
+            concurrency::number_cap_frees_at(conn, user, &row.recipient_phone_number, due, policy).await?;
+        return match frees_at {
+            Some(retry_at) => Err(CallError::NumberCallCap { retry_at }),
+            None => Err(anyhow::anyhow!("call {} was neither admitted nor found", row.id).into()),
+        };
+    };
     match existing.request_fingerprint.as_deref() == Some(row.request_fingerprint.as_slice()) {
         true => Ok(Admitted::Replayed(existing)),
         false => Err(CallError::IdempotencyConflict),

@@ -277,13 +277,27 @@ impl CallService {
                     contact_id: Some(contact.id),
                     scheduled_at: None,
                 };
-                let call = match self.admit_in(&mut *tx, campaign.user_id, &new).await? {
-                    Admitted::Reserved(call) => {
+                let call = match self.admit_in(&mut *tx, campaign.user_id, &new).await {
+                    Ok(Admitted::Reserved(call)) => {
                         let record = call.clone();
                         started.calls.push(call);
                         record
                     }
-                    Admitted::Waiting(call) | Admitted::Replayed(call) => call,
+                    Ok(Admitted::Waiting(call) | Admitted::Replayed(call)) => call,
+                    // The number is at its per-number cap: the contact waits until it is under it
+                    // (and then for its window, which the zones keep), without using an attempt.
+                    Err(CallError::NumberCallCap { retry_at }) => {
+                        sqlx::query!(
+                            "UPDATE campaign_contacts SET next_attempt_at = $2 WHERE id = $1",
+                            contact.id,
+                            retry_at
+                        )
+                        .execute(&mut *tx)
+                        .await?;
+                        self.metrics().contacts_deferred_by_number_cap.inc();
+                        continue;
+                    }
+                    Err(error) => return Err(error),
                 };
                 sqlx::query!(
                     "UPDATE campaign_contacts SET status = 'in_progress', attempts = $2, last_attempt_at = $3,

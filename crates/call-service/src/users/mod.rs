@@ -14,4 +14,6 @@ pub use key_repository::{
     revoke_api_keys_named, ApiKeyRecord, IssuedKey, KeyOwner, MAX_KEYS_PER_USER,
 };
 pub use key_upkeep::{run_key_upkeep, REVOCATION_POLL, USE_FLUSH};
-pub use repository::{create_user, find_user_by_name, get_user, list_users, update_limits, NewUser, User};
+pub use repository::{
+    create_user, find_user_by_name, get_user, list_users, update_limits, NewUser, NumberCapChange, User,
+};

@@ -14,6 +14,9 @@ pub struct User {
     pub name: String,
     pub direct_call_limit: i32,
     pub campaign_call_limit: i32,
+    /// The user's own per-number cap (calls to one number in 24 hours); `None`: the configured
+    /// `limits.max_calls_per_number_per_day`; 0: no cap for this user.
+    pub max_calls_per_number_per_day: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -24,19 +27,30 @@ pub struct NewUser {
     pub name: String,
     pub direct_call_limit: i32,
     pub campaign_call_limit: i32,
+    pub max_calls_per_number_per_day: Option<i32>,
+}
+
+/// A change to a user's own per-number cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberCapChange {
+    Keep,
+    /// Back to the configured figure.
+    UseDefault,
+    Set(i32),
 }
 
 #[tracing::instrument(name = "Create a user", skip_all, fields(name = %new.name))]
 pub async fn create_user(conn: &mut PgConnection, new: &NewUser) -> sqlx::Result<User> {
     sqlx::query_as!(
         User,
-        r#"INSERT INTO users (id, name, direct_call_limit, campaign_call_limit)
-           VALUES ($1, $2, $3, $4)
-           RETURNING id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at"#,
+        r#"INSERT INTO users (id, name, direct_call_limit, campaign_call_limit, max_calls_per_number_per_day)
+           VALUES ($1, $2, $3, $4, $5)
+           RETURNING id AS "id: UserId", name, direct_call_limit, campaign_call_limit, max_calls_per_number_per_day, created_at, updated_at"#,
         UserId::new() as UserId,
         new.name.trim(),
         new.direct_call_limit,
         new.campaign_call_limit,
+        new.max_calls_per_number_per_day,
     )
     .fetch_one(conn)
     .await
@@ -50,7 +64,7 @@ pub async fn list_users(
 ) -> sqlx::Result<Vec<User>> {
     sqlx::query_as!(
         User,
-        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at
+        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, max_calls_per_number_per_day, created_at, updated_at
            FROM users WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"#,
         after.map(uuid::Uuid::from),
         limit,
@@ -63,7 +77,7 @@ pub async fn list_users(
 pub async fn find_user_by_name(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<User>> {
     sqlx::query_as!(
         User,
-        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at
+        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, max_calls_per_number_per_day, created_at, updated_at
            FROM users WHERE name = $1 ORDER BY created_at LIMIT 1"#,
         name,
     )
@@ -75,7 +89,7 @@ pub async fn find_user_by_name(conn: &mut PgConnection, name: &str) -> sqlx::Res
 pub async fn get_user(conn: &mut PgConnection, id: UserId) -> sqlx::Result<Option<User>> {
     sqlx::query_as!(
         User,
-        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at
+        r#"SELECT id AS "id: UserId", name, direct_call_limit, campaign_call_limit, max_calls_per_number_per_day, created_at, updated_at
            FROM users WHERE id = $1"#,
         id as UserId
     )
@@ -90,16 +104,25 @@ pub async fn update_limits(
     id: UserId,
     direct: Option<i32>,
     campaign: Option<i32>,
+    number_cap: NumberCapChange,
 ) -> sqlx::Result<Option<User>> {
+    let (change_cap, cap) = match number_cap {
+        NumberCapChange::Keep => (false, None),
+        NumberCapChange::UseDefault => (true, None),
+        NumberCapChange::Set(cap) => (true, Some(cap)),
+    };
     let user = sqlx::query_as!(
         User,
         r#"UPDATE users SET direct_call_limit = COALESCE($2, direct_call_limit),
-                            campaign_call_limit = COALESCE($3, campaign_call_limit)
+                            campaign_call_limit = COALESCE($3, campaign_call_limit),
+                            max_calls_per_number_per_day = CASE WHEN $4 THEN $5 ELSE max_calls_per_number_per_day END
            WHERE id = $1
-           RETURNING id AS "id: UserId", name, direct_call_limit, campaign_call_limit, created_at, updated_at"#,
+           RETURNING id AS "id: UserId", name, direct_call_limit, campaign_call_limit, max_calls_per_number_per_day, created_at, updated_at"#,
         id as UserId,
         direct,
-        campaign
+        campaign,
+        change_cap,
+        cap as Option<i32>
     )
     .fetch_optional(&mut *conn)
     .await?;

@@ -3,7 +3,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use call_service::audit::record_audit;
 use call_service::users::{
-    create_user, get_user, issue_api_key, list_users, update_limits, IssuedKey, NewUser, User,
+    create_user, get_user, issue_api_key, list_users, update_limits, IssuedKey, NewUser, NumberCapChange,
+    User,
 };
 use call_service::UserId;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,9 @@ pub struct UserResource {
     pub name: String,
     pub direct_call_limit: i32,
     pub campaign_call_limit: i32,
+    /// The user's own per-number cap: calls to one number, direct and every campaign, in a rolling
+    /// 24 hours. `null`: the configured `limits.max_calls_per_number_per_day`; 0: no cap.
+    pub max_calls_per_number_per_day: Option<i32>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -45,6 +49,7 @@ impl From<User> for UserResource {
             name: user.name,
             direct_call_limit: user.direct_call_limit,
             campaign_call_limit: user.campaign_call_limit,
+            max_calls_per_number_per_day: user.max_calls_per_number_per_day,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }
@@ -61,6 +66,10 @@ pub struct CreateUserRequest {
     /// Default `limits.default_campaign_call_limit` (5).
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub campaign_call_limit: Option<i64>,
+    /// The user's own per-number cap (0 = none); absent or `null`: the configured
+    /// `limits.max_calls_per_number_per_day`.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    pub max_calls_per_number_per_day: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,6 +86,28 @@ pub struct UpdateLimitsRequest {
     pub direct_call_limit: Option<i64>,
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub campaign_call_limit: Option<i64>,
+    /// The user's own per-number cap (0 = none); `null`: back to the configured
+    /// `limits.max_calls_per_number_per_day`; absent: unchanged.
+    #[serde(default, deserialize_with = "number_cap_change")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 10000)]
+    pub max_calls_per_number_per_day: CapField,
+}
+
+/// `max_calls_per_number_per_day` as a PATCH sends it: absent, `null`, or a number.
+#[derive(Debug, Default)]
+pub enum CapField {
+    #[default]
+    Absent,
+    Null,
+    Number(i64),
+}
+
+fn number_cap_change<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<CapField, D::Error> {
+    // Called only when the field is present.
+    Ok(match crate::extract::whole_number(deserializer)? {
+        None => CapField::Null,
+        Some(number) => CapField::Number(number),
+    })
 }
 
 /// Page sizes of the admin lists.
@@ -118,17 +149,26 @@ pub async fn create(
         .unwrap_or(limits.default_direct_call_limit as i32);
     let campaign = limit("campaign_call_limit", body.campaign_call_limit, &mut errors)
         .unwrap_or(limits.default_campaign_call_limit as i32);
+    let number_cap = limit("max_calls_per_number_per_day", body.max_calls_per_number_per_day, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
     let mut tx = state.pool.begin().await?;
-    let user =
-        create_user(&mut tx, &NewUser { name, direct_call_limit: direct, campaign_call_limit: campaign })
-            .await?;
+    let user = create_user(
+        &mut tx,
+        &NewUser {
+            name,
+            direct_call_limit: direct,
+            campaign_call_limit: campaign,
+            max_calls_per_number_per_day: number_cap,
+        },
+    )
+    .await?;
     let IssuedKey::Issued { key, record } = issue_api_key(&mut tx, user.id, "default", None).await? else {
         return Err(ApiError::internal(anyhow::anyhow!("a new user already holds too many keys")));
     };
-    let details = json!({"name": user.name, "direct_call_limit": direct, "campaign_call_limit": campaign, "key_id": record.id});
+    let details = json!({"name": user.name, "direct_call_limit": direct, "campaign_call_limit": campaign,
+        "max_calls_per_number_per_day": number_cap, "key_id": record.id});
     record_audit(&mut tx, admin.actor(), "create_user", Some(user.id.into()), details).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(CreatedUser { user: user.into(), api_key: key.reveal().to_owned() }))
@@ -178,17 +218,27 @@ pub async fn update(
     let mut errors = Vec::new();
     let direct = limit("direct_call_limit", body.direct_call_limit, &mut errors);
     let campaign = limit("campaign_call_limit", body.campaign_call_limit, &mut errors);
+    let number_cap = match body.max_calls_per_number_per_day {
+        CapField::Absent => NumberCapChange::Keep,
+        CapField::Null => NumberCapChange::UseDefault,
+        CapField::Number(cap) => match limit("max_calls_per_number_per_day", Some(cap), &mut errors) {
+            Some(cap) => NumberCapChange::Set(cap),
+            None => NumberCapChange::Keep,
+        },
+    };
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
     let mut tx = state.pool.begin().await?;
     let before = get_user(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("no such user"))?;
-    let user = update_limits(&mut tx, id, direct, campaign)
+    let user = update_limits(&mut tx, id, direct, campaign, number_cap)
         .await?
         .ok_or_else(|| ApiError::not_found("no such user"))?;
     let details = json!({
-        "before": {"direct": before.direct_call_limit, "campaign": before.campaign_call_limit},
-        "after": {"direct": user.direct_call_limit, "campaign": user.campaign_call_limit}
+        "before": {"direct": before.direct_call_limit, "campaign": before.campaign_call_limit,
+                   "per_number": before.max_calls_per_number_per_day},
+        "after": {"direct": user.direct_call_limit, "campaign": user.campaign_call_limit,
+                  "per_number": user.max_calls_per_number_per_day}
     });
     record_audit(&mut tx, admin.actor(), "update_limits", Some(id.into()), details).await?;
     tx.commit().await?;

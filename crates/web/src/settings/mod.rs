@@ -200,6 +200,10 @@ pub struct LimitSettings {
     pub default_direct_call_limit: u32,
     pub default_campaign_call_limit: u32,
     pub account_max_concurrent: u32,
+    /// Calls of a user to one number (direct and every campaign) in a rolling 24 hours; 0 = no
+    /// cap. A user's own figure (`PATCH /v1/admin/users/{id}`) overrides it.
+    #[serde(default)]
+    pub max_calls_per_number_per_day: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
