@@ -5,6 +5,7 @@ mod admin;
 mod api_keys;
 mod bolna_limits;
 mod browser;
+mod budgets;
 mod calls;
 mod campaign_scheduling;
 mod campaigns;

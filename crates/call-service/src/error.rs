@@ -21,6 +21,9 @@ pub enum CallError {
     /// The user's per-number cap: calls to this number reached it within 24 hours.
     #[error("the number was called as often as your cap allows in 24 hours; under it again at {retry_at}")]
     NumberCallCap { retry_at: chrono::DateTime<chrono::Utc> },
+    /// The user's monthly budget, or the campaign's budget, is spent.
+    #[error("the {} budget is spent", budget.as_str())]
+    BudgetExhausted { budget: concurrency::SpentBudget },
     #[error("Bolna refused: {0}")]
     BolnaRefused(String),
     #[error("Bolna is unavailable: {0}")]

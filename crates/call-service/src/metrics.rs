@@ -34,6 +34,7 @@ pub struct Metrics {
     /// Campaign zones moved to their next calling period (their period closed).
     pub zones_rearmed: prometheus::IntCounter,
     pub contacts_deferred_by_number_cap: prometheus::IntCounter,
+    pub campaigns_paused_by_budget: prometheus::IntCounter,
     // Filled at scrape time from the database.
     pub slots_in_use: IntGaugeVec,
     pub slot_limits: IntGaugeVec,
@@ -125,6 +126,11 @@ impl Metrics {
             contacts_deferred_by_number_cap: prometheus::IntCounter::new(
                 "campaign_contacts_deferred_by_number_cap_total",
                 "Campaign contacts put off because their number was at its user's per-number cap",
+            )
+            .expect(DEFINITION),
+            campaigns_paused_by_budget: prometheus::IntCounter::new(
+                "campaigns_paused_by_budget_total",
+                "Campaigns paused because their budget or their user's monthly budget was spent",
             )
             .expect(DEFINITION),
             bolna_circuit_open: IntGauge::new("bolna_circuit_open", "1 while calls are held back from Bolna")
@@ -229,6 +235,7 @@ impl Metrics {
             Box::new(self.campaign_visits.clone()),
             Box::new(self.zones_rearmed.clone()),
             Box::new(self.contacts_deferred_by_number_cap.clone()),
+            Box::new(self.campaigns_paused_by_budget.clone()),
             Box::new(self.bolna_circuit_open.clone()),
             Box::new(self.slots_in_use.clone()),
             Box::new(self.slot_limits.clone()),

@@ -146,6 +146,65 @@ LANGUAGE sql STABLE AS $$
      WHERE cap.calls IS NOT NULL AND k.counted >= cap.calls AND k.nth = k.counted - cap.calls + 1
 $$;
 
+-- Rule 7, budgets: a user's monthly budget (users.monthly_budget: its calls created since the start
+-- of the UTC month) and a campaign's (campaigns.budget: all its calls), in Bolna's currency. Spend is
+-- the cost Bolna reported on the calls, plus, for each call sent to Bolna whose cost has not arrived
+-- (not queued or scheduled, not yet terminal: its line frees before its cost arrives), the average
+-- reported cost of the same calls (nothing before the first cost arrives).
+-- Once spend reaches a budget no call of that user or campaign takes a slot, so the overshoot is
+-- what the calls live at the last admission cost beyond their estimate: less than their number
+-- (at most the user's or campaign's concurrency) times the costliest call.
+-- A call sent to Bolna whose cost is still to come:
+CREATE OR REPLACE FUNCTION call_awaits_cost(p_status text, p_total_cost double precision)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_total_cost IS NULL AND p_status NOT IN ('queued', 'scheduled') AND NOT call_status_is_terminal(p_status)
+$$;
+
+-- The estimate, given the reported costs' sum, how many calls have one, and how many await theirs:
+CREATE OR REPLACE FUNCTION estimated_spend(p_reported double precision, p_costed bigint, p_awaiting bigint)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(p_reported, 0) + p_awaiting * coalesce(p_reported / nullif(p_costed, 0), 0)
+$$;
+
+-- Which budget stops a new call of p_user (of campaign p_campaign, or a direct call when NULL):
+-- 'user', 'campaign', or NULL when neither is spent (or none is set).
+CREATE OR REPLACE FUNCTION spent_budget(p_user uuid, p_campaign uuid)
+RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_budget double precision;
+    v_spend double precision;
+BEGIN
+    SELECT u.monthly_budget INTO v_budget FROM users u WHERE u.id = p_user;
+    IF v_budget IS NOT NULL THEN
+        SELECT estimated_spend(sum(c.total_cost), count(c.total_cost),
+                               count(*) FILTER (WHERE call_awaits_cost(c.status, c.total_cost)))
+          INTO v_spend
+          FROM calls c
+         WHERE c.user_id = p_user AND c.created_at >= date_trunc('month', now(), 'UTC');
+        IF v_spend >= v_budget THEN
+            RETURN 'user';
+        END IF;
+    END IF;
+    IF p_campaign IS NOT NULL THEN
+        SELECT g.budget INTO v_budget FROM campaigns g WHERE g.id = p_campaign;
+        IF v_budget IS NOT NULL THEN
+            SELECT estimated_spend(sum(c.total_cost), count(c.total_cost),
+                                   count(*) FILTER (WHERE call_awaits_cost(c.status, c.total_cost)))
+              INTO v_spend
+              FROM calls c
+             WHERE c.campaign_id = p_campaign;
+            IF v_spend >= v_budget THEN
+                RETURN 'campaign';
+            END IF;
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
 -- Taking slots: each call gets its slot row, with the lease running from now, the line
 -- claim_account_lines locked for it (the slot copies the call's user and type), and the send token
 -- claim_send_tokens locked for it, taken from now. A call that does not exist (its insert lost an
@@ -170,8 +229,9 @@ BEGIN
 END
 $$;
 
--- Reserving a slot for an existing call (rules 3 to 5). outcome: 'reserved' (also when it held
--- one already), 'user_limit' (with active and call_limit), 'rate_limit', 'account_limit',
+-- Reserving a slot for an existing call (rules 3, 7, 4 and 5). outcome: 'reserved' (also when it
+-- held one already), 'user_limit' (with active and call_limit), 'budget_exhausted' (its user's or
+-- its campaign's budget is spent: it stays where it is), 'rate_limit', 'account_limit',
 -- 'unknown_user'.
 CREATE OR REPLACE FUNCTION reserve_call_slot(
     p_user uuid, p_call_type text, p_call uuid, p_account_lines integer, p_send_tokens integer,
@@ -201,6 +261,10 @@ BEGIN
         active := call_limit - v_free;
         RETURN;
     END IF;
+    IF spent_budget(p_user, (SELECT c.campaign_id FROM calls c WHERE c.id = p_call)) IS NOT NULL THEN
+        outcome := 'budget_exhausted';
+        RETURN;
+    END IF;
     v_tokens := claim_send_tokens(1, p_send_tokens, p_send_window_seconds);
     IF cardinality(v_tokens) = 0 THEN
         outcome := 'rate_limit';
@@ -219,8 +283,8 @@ $$;
 -- Starting the head of a user's queue (rule 2, then a reservation): used by the hand-over of a
 -- freed slot and by the dispatcher alike. Under the user's row lock the head is read, locked, and
 -- given a slot and a line by reserve_call_slot; it becomes `initiating` (its queued_at is kept: it
--- waited). outcome: 'started' (call_id = the head), 'empty', 'user_limit', 'rate_limit',
--- 'account_limit', or 'busy' (another transaction holds the head: a cancel in flight).
+-- waited). outcome: 'started' (call_id = the head), 'empty', 'user_limit', 'budget_exhausted',
+-- 'rate_limit', 'account_limit', or 'busy' (another transaction holds the head: a cancel in flight).
 CREATE OR REPLACE FUNCTION start_queue_head(
     p_user uuid, p_call_type text, p_account_lines integer, p_send_tokens integer,
     p_send_window_seconds double precision, p_lease_seconds double precision,
@@ -291,7 +355,8 @@ $$;
 -- Admission of a batch of new calls (one call is a batch of one), in one statement from the
 -- client's side. A call whose number is on its user's do-not-call list, or whose Idempotency-Key
 -- its user already used (in the table or earlier in the batch), or that would go over its user's
--- per-number cap (rule 6; calls earlier in the batch count), is not inserted. A call with a
+-- per-number cap (rule 6; calls earlier in the batch count), or whose user's or campaign's budget is
+-- spent (rule 7), is not inserted. A call with a
 -- scheduled_at (the caller sets it only when that is still to come) is inserted `scheduled`: it
 -- holds nothing until enqueue_due_scheduled_calls puts it in the queue at its time. The others are
 -- inserted as `initiating` holding a slot, a send token and a line when rules 2-5 allow (nobody of
@@ -343,19 +408,26 @@ BEGIN
          WHERE a.cap IS NULL
             OR a.nth + (SELECT count(*) FROM calls_counted_against_number_cap(
                             a.user_id, a.recipient_phone_number, coalesce(a.scheduled_at, now()))) <= a.cap),
+    budgets AS (
+        SELECT g.user_id, g.campaign_id, spent_budget(g.user_id, g.campaign_id) AS spent
+          FROM (SELECT DISTINCT a.user_id, a.campaign_id FROM within_cap a) g),
+    within_budget AS (
+        SELECT a.* FROM within_cap a
+          JOIN budgets b ON b.user_id = a.user_id AND b.campaign_id IS NOT DISTINCT FROM a.campaign_id
+         WHERE b.spent IS NULL),
     free AS (
         SELECT g.user_id, g.call_type,
                CASE WHEN p_may_reserve AND NOT EXISTS (SELECT 1 FROM slot_queue_head(g.user_id, g.call_type))
                     THEN coalesce((SELECT f.free FROM user_free_slots(g.user_id, g.call_type) f), 0)
                     ELSE 0 END AS slots
-          FROM (SELECT DISTINCT a.user_id, a.call_type FROM within_cap a) g),
+          FROM (SELECT DISTINCT a.user_id, a.call_type FROM within_budget a) g),
     decided AS (
-        SELECT a.ord, 'scheduled' AS decision FROM within_cap a WHERE a.scheduled_at IS NOT NULL
+        SELECT a.ord, 'scheduled' AS decision FROM within_budget a WHERE a.scheduled_at IS NOT NULL
         UNION ALL
         SELECT a.ord,
                CASE WHEN row_number() OVER (PARTITION BY a.user_id, a.call_type ORDER BY a.ord) <= f.slots
                     THEN 'candidate' ELSE 'queued' END
-          FROM within_cap a JOIN free f ON f.user_id = a.user_id AND f.call_type = a.call_type
+          FROM within_budget a JOIN free f ON f.user_id = a.user_id AND f.call_type = a.call_type
          WHERE a.scheduled_at IS NULL)
     SELECT array_agg(d.decision ORDER BY i.ord), array_agg(i.id ORDER BY i.ord) INTO v_decisions, v_ids
       FROM input i LEFT JOIN decided d ON d.ord = i.ord;

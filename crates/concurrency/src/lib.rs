@@ -18,7 +18,8 @@
 //!
 //! The call's life, as far as the ledger is concerned:
 //! - [`admit_calls`]: new calls take a slot or queue (a batch; one call is a batch of one), or are
-//!   refused over their user's per-number cap ([`number_cap_frees_at`] tells until when);
+//!   refused over their user's per-number cap ([`number_cap_frees_at`] tells until when) or when
+//!   their user's or campaign's budget is spent ([`spent_budget`]; a queued call then stays queued);
 //! - [`update_active_call_with_execution_id`]: Bolna's execution ID goes on the slot (the batched
 //!   form is the SQL function `attach_execution_ids`, called by the statement that records
 //!   Bolna's answers);
@@ -36,6 +37,7 @@
 
 mod account_pool;
 mod admission;
+mod budget;
 mod definitions;
 mod error;
 mod ids;
@@ -51,6 +53,7 @@ mod usage;
 
 pub use account_pool::sync_account_pool;
 pub use admission::{admit_calls, CallToAdmit};
+pub use budget::{spent_budget, SpentBudget};
 pub use definitions::{LEDGER_SQL, LEDGER_TABLES};
 pub use error::LedgerError;
 pub use ids::{CallId, CallType, UnknownCallType, UserId};

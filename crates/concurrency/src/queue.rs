@@ -23,6 +23,8 @@ pub enum QueueStart {
     Empty,
     /// All of the user's slots of this type are taken.
     UserLimitReached,
+    /// The head's user's or campaign's budget is spent: it stays queued.
+    BudgetExhausted,
     /// Bolna's rate limit: no send token is free (see [`crate::send_tokens`]).
     RateLimitReached,
     /// Every account line is taken.
@@ -54,6 +56,7 @@ pub async fn start_queue_head(
         ("started", Some(call)) => QueueStart::Started(call),
         ("empty", _) => QueueStart::Empty,
         ("user_limit", _) => QueueStart::UserLimitReached,
+        ("budget_exhausted", _) => QueueStart::BudgetExhausted,
         ("rate_limit", _) => QueueStart::RateLimitReached,
         ("account_limit", _) => QueueStart::AccountLimitReached,
         _ => QueueStart::HeadBusy,

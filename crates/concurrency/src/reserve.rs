@@ -1,5 +1,5 @@
 //! Reserving a slot for an existing call: the user's per-type limit first (under the user's row
-//! lock), then a send token (Bolna's rate limit), then an account line. Either refusal leaves nothing behind. One round trip: the SQL
+//! lock), then the budgets, then a send token (Bolna's rate limit), then an account line. Either refusal leaves nothing behind. One round trip: the SQL
 //! function `reserve_call_slot` (`sql/ledger.sql`), built from the same rules as admission.
 
 use sqlx::PgConnection;
@@ -15,6 +15,8 @@ pub enum Reservation {
     Reserved,
     /// All of the user's slots of this type are taken.
     UserLimitReached { active: i64, limit: i32 },
+    /// The user's monthly budget or the call's campaign's budget is spent.
+    BudgetExhausted,
     /// Bolna's rate limit: every send token was taken within the window.
     RateLimitReached,
     /// Every account line is taken.
@@ -49,6 +51,7 @@ pub async fn reserve(
             active: answer.active.unwrap_or_default(),
             limit: answer.call_limit.unwrap_or_default(),
         }),
+        "budget_exhausted" => Ok(Reservation::BudgetExhausted),
         "rate_limit" => Ok(Reservation::RateLimitReached),
         "account_limit" => Ok(Reservation::AccountLimitReached),
         _ => Err(LedgerError::UnknownUser(user)),

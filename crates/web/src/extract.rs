@@ -131,6 +131,29 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
     whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("`{number}` is not a 64-bit integer")))
 }
 
+/// A PATCH field that may be left out (no change), `null` (back to the default) or given.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub enum PatchField<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+/// [`whole_number`] for a [`PatchField`] (`#[serde(default, deserialize_with = ...)]`: called only
+/// when the field is present).
+pub fn patch_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<PatchField<i64>, D::Error> {
+    Ok(whole_number(deserializer)?.map_or(PatchField::Null, PatchField::Value))
+}
+
+/// Any JSON number, for a [`PatchField`].
+pub fn patch_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PatchField<f64>, D::Error> {
+    let number = <Option<f64> as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(number.map_or(PatchField::Null, PatchField::Value))
+}
+
 /// [`whole_number`] for a required field.
 pub fn required_whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     whole_number(deserializer)?.ok_or_else(|| serde::de::Error::custom("an integer is required"))

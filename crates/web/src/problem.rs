@@ -205,6 +205,19 @@ impl From<call_service::CallError> for ApiError {
                 ),
             )
             .with("retry_at", retry_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            CallError::BudgetExhausted { budget } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "budget_exhausted",
+                match budget {
+                    concurrency::SpentBudget::User => {
+                        "your monthly budget is spent: no new call is sent to Bolna"
+                    }
+                    concurrency::SpentBudget::Campaign => {
+                        "the campaign's budget is spent: no new call is sent to Bolna"
+                    }
+                },
+            )
+            .with("budget", budget.as_str()),
             CallError::BolnaRefused(message) => {
                 Self::new(StatusCode::BAD_GATEWAY, "bolna_refused", format!("Bolna refused: {message}"))
             }

@@ -166,7 +166,7 @@ async fn admit_all(
 
 /// Why a call was not inserted: the do-not-call list (checked first: it wins over a replay), an
 /// earlier call of its user with the same `Idempotency-Key` (a replay is answered even over the
-/// cap), or the per-number cap.
+/// cap), the per-number cap, or a spent budget.
 async fn not_inserted(
     conn: &mut PgConnection,
     request: &AdmissionRequest,
@@ -186,8 +186,11 @@ async fn not_inserted(
         let due = row.scheduled_at.unwrap_or_else(Utc::now);
         let frees_at =
             concurrency::number_cap_frees_at(conn, user, &row.recipient_phone_number, due, policy).await?;
-        return match frees_at {
-            Some(retry_at) => Err(CallError::NumberCallCap { retry_at }),
+        if let Some(retry_at) = frees_at {
+            return Err(CallError::NumberCallCap { retry_at });
+        }
+        return match concurrency::spent_budget(conn, user, row.campaign_id).await? {
+            Some(budget) => Err(CallError::BudgetExhausted { budget }),
             None => Err(anyhow::anyhow!("call {} was neither admitted nor found", row.id).into()),
         };
     };

@@ -76,6 +76,8 @@ pub struct CampaignSettings {
     pub max_concurrency: i32,
     pub calls_per_minute: Option<i32>,
     pub retry: RetryPolicy,
+    /// In Bolna's currency; `None`: no budget of its own (its user's monthly budget still applies).
+    pub budget: Option<f64>,
 }
 
 /// A campaign as stored.
@@ -98,6 +100,9 @@ pub struct Campaign {
     pub retry_delay_seconds: i32,
     pub max_attempts: i32,
     pub status: CampaignStatus,
+    /// Why a paused campaign is paused: `user` or `budget_exhausted`.
+    pub pause_reason: Option<String>,
+    pub budget: Option<f64>,
     pub calls_placed: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

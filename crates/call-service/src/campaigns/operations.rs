@@ -143,7 +143,8 @@ impl CallService {
             r#"UPDATE campaigns SET status = $2,
                       started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
                       next_due_at = CASE WHEN $2 = 'running' THEN $3::timestamptz ELSE NULL END,
-                      ended_at = CASE WHEN $2 = 'canceled' THEN now() ELSE ended_at END
+                      ended_at = CASE WHEN $2 = 'canceled' THEN now() ELSE ended_at END,
+                      pause_reason = CASE WHEN $2 = 'paused' THEN 'user' END
                WHERE id = $1"#,
             id,
             target.as_str(),

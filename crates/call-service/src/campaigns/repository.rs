@@ -20,8 +20,8 @@ macro_rules! select_campaign {
             r#"SELECT id, user_id AS "user_id: call_service::UserId", name, agent_id, from_phone_numbers, timezone,
                       window_days, window_start, window_end, starts_at, ends_at, max_concurrency, calls_per_minute,
                       retry_on, retry_delay_seconds, max_attempts,
-                      status AS "status: call_service::campaigns::CampaignStatus", calls_placed,
-                      created_at, updated_at, started_at, ended_at
+                      status AS "status: call_service::campaigns::CampaignStatus", pause_reason, budget,
+                      calls_placed, created_at, updated_at, started_at, ended_at
                FROM campaigns "# + $rest
             $(, $arg)*
         )
@@ -60,7 +60,8 @@ pub(crate) async fn update_settings(
     sqlx::query!(
         r#"UPDATE campaigns SET name = $2, agent_id = $3, from_phone_numbers = $4, timezone = $5, window_days = $6,
                   window_start = $7, window_end = $8, starts_at = $9, ends_at = $10, max_concurrency = $11,
-                  calls_per_minute = $12, retry_on = $13, retry_delay_seconds = $14, max_attempts = $15
+                  calls_per_minute = $12, retry_on = $13, retry_delay_seconds = $14, max_attempts = $15,
+                  budget = $16
            WHERE id = $1"#,
         id,
         s.name,
@@ -77,6 +78,7 @@ pub(crate) async fn update_settings(
         &s.retry.on,
         s.retry.delay_seconds,
         s.retry.max_attempts,
+        s.budget,
     )
     .execute(&mut *conn)
     .await?;

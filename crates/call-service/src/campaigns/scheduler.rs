@@ -201,6 +201,26 @@ impl CallService {
         let capacity = self.capacity(&mut tx, &campaign, now).await?;
         let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(now), now).await?;
         let placed = started.placed;
+        if let Some(budget) = started.budget_spent {
+            // Paused with its reason (the status change is its campaign.updated event); its queued
+            // calls stay queued and take no slot while the budget stays spent.
+            sqlx::query!(
+                "UPDATE campaigns SET status = 'paused', pause_reason = 'budget_exhausted', next_due_at = NULL,
+                        calls_placed = calls_placed + $2
+                 WHERE id = $1",
+                id,
+                placed
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            self.metrics().campaigns_paused_by_budget.inc();
+            tracing::info!(campaign_id = %id, budget = budget.as_str(), "campaign paused: budget spent");
+            for call in started.calls {
+                self.start_after_commit(Some(call));
+            }
+            return Ok(placed as usize);
+        }
         let next = next_due(&mut tx, &campaign, capacity, placed, now).await?;
         let next_dial = capacity.pacing.filter(|_| placed > 0).map(|pacing| pacing.slot_after_dial(now));
         set_next_due(&mut tx, id, next, placed, next_dial).await?;
@@ -221,10 +241,10 @@ impl CallService {
         wanted: i64,
         now: DateTime<Utc>,
     ) -> Result<Started, CallError> {
-        let mut started = Started { calls: Vec::new(), placed: 0 };
+        let mut started = Started { calls: Vec::new(), placed: 0, budget_spent: None };
         for zone in open_zones(&mut *tx, campaign.id, now).await? {
             self.start_zone(&mut *tx, campaign, &zone, wanted, now, &mut started).await?;
-            if started.placed >= wanted {
+            if started.placed >= wanted || started.budget_spent.is_some() {
                 break;
             }
         }
@@ -297,6 +317,12 @@ impl CallService {
                         self.metrics().contacts_deferred_by_number_cap.inc();
                         continue;
                     }
+                    // Its budget or its user's is spent: nothing more of this campaign goes to Bolna;
+                    // the visit ends and the campaign pauses (the contact stays as it was).
+                    Err(CallError::BudgetExhausted { budget }) => {
+                        started.budget_spent = Some(budget);
+                        return Ok(());
+                    }
                     Err(error) => return Err(error),
                 };
                 sqlx::query!(
@@ -360,6 +386,8 @@ struct Started {
     /// Those that took a slot: start them after commit.
     calls: Vec<Call>,
     placed: i64,
+    /// Admission refused a call because this budget is spent: the visit stopped there.
+    budget_spent: Option<concurrency::SpentBudget>,
 }
 
 /// When the campaign needs a visit next, after one that found `capacity` and placed `placed`:

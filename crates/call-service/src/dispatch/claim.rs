@@ -11,7 +11,7 @@ use crate::service::CallService;
 #[derive(Debug)]
 pub(crate) enum Claim {
     Claimed(Box<Call>),
-    /// Taken by another instance, canceled, or the user filled up meanwhile.
+    /// Taken by another instance, canceled, the user filled up meanwhile, or its budget is spent.
     Skipped,
     /// Every account line is taken: stop this pass.
     AccountFull,
@@ -34,7 +34,10 @@ impl CallService {
             }
             QueueStart::AccountLimitReached => Claim::AccountFull,
             QueueStart::RateLimitReached => Claim::RateLimited,
-            QueueStart::Empty | QueueStart::UserLimitReached | QueueStart::HeadBusy => Claim::Skipped,
+            QueueStart::Empty
+            | QueueStart::UserLimitReached
+            | QueueStart::BudgetExhausted
+            | QueueStart::HeadBusy => Claim::Skipped,
         };
         tx.commit().await?;
         Ok(claim)

@@ -144,7 +144,7 @@ pub async fn find_key_owner(
     let row = sqlx::query!(
         r#"SELECT k.id AS key_id, k.expires_at,
                   u.id AS "id: UserId", u.name, u.direct_call_limit, u.campaign_call_limit,
-                  u.max_calls_per_number_per_day, u.created_at, u.updated_at
+                  u.max_calls_per_number_per_day, u.monthly_budget, u.created_at, u.updated_at
            FROM api_keys k JOIN users u ON u.id = k.user_id
            WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)"#,
         &hash.0[..],
@@ -159,6 +159,7 @@ pub async fn find_key_owner(
             direct_call_limit: row.direct_call_limit,
             campaign_call_limit: row.campaign_call_limit,
             max_calls_per_number_per_day: row.max_calls_per_number_per_day,
+            monthly_budget: row.monthly_budget,
             created_at: row.created_at,
             updated_at: row.updated_at,
         },

@@ -15,5 +15,6 @@ pub use key_repository::{
 };
 pub use key_upkeep::{run_key_upkeep, REVOCATION_POLL, USE_FLUSH};
 pub use repository::{
-    create_user, find_user_by_name, get_user, list_users, update_limits, NewUser, NumberCapChange, User,
+    create_user, find_user_by_name, get_user, list_users, update_limits, BudgetChange, LimitsChange, NewUser,
+    NumberCapChange, User,
 };

@@ -119,6 +119,7 @@ async fn seed_demo_user(pool: &sqlx::PgPool, settings: &Settings) -> anyhow::Res
                 direct_call_limit: i32::try_from(settings.limits.default_direct_call_limit)?,
                 campaign_call_limit: i32::try_from(settings.limits.default_campaign_call_limit)?,
                 max_calls_per_number_per_day: None,
+                monthly_budget: None,
             };
             create_user(&mut tx, &new).await?
         }

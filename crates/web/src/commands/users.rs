@@ -18,6 +18,7 @@ pub async fn create(settings: Settings, args: CreateUserArgs) -> anyhow::Result<
             args.campaign_limit.unwrap_or(settings.limits.default_campaign_call_limit),
         )?,
         max_calls_per_number_per_day: None,
+        monthly_budget: None,
     };
     let pool = crate::database::lazy_pool(&settings.database)?;
     crate::database::check_reachable(&settings.database).await?;

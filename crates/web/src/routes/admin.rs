@@ -3,8 +3,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use call_service::audit::record_audit;
 use call_service::users::{
-    create_user, get_user, issue_api_key, list_users, update_limits, IssuedKey, NewUser, NumberCapChange,
-    User,
+    create_user, get_user, issue_api_key, list_users, update_limits, BudgetChange, IssuedKey, LimitsChange,
+    NewUser, NumberCapChange, User,
 };
 use call_service::UserId;
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,9 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::calls::parse_call_id;
+use super::campaign_input::MAX_BUDGET;
 use crate::auth::Admin;
-use crate::extract::{read_json, read_optional_json, PageSize};
+use crate::extract::{read_json, read_optional_json, PageSize, PatchField};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -38,6 +39,9 @@ pub struct UserResource {
     /// The user's own per-number cap: calls to one number, direct and every campaign, in a rolling
     /// 24 hours. `null`: the configured `limits.max_calls_per_number_per_day`; 0: no cap.
     pub max_calls_per_number_per_day: Option<i32>,
+    /// In Bolna's currency: once the spend of the user's calls of this UTC month (reported costs,
+    /// plus an estimate for live calls) reaches it, no new call is sent to Bolna. `null`: none.
+    pub monthly_budget: Option<f64>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -50,6 +54,7 @@ impl From<User> for UserResource {
             direct_call_limit: user.direct_call_limit,
             campaign_call_limit: user.campaign_call_limit,
             max_calls_per_number_per_day: user.max_calls_per_number_per_day,
+            monthly_budget: user.monthly_budget,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }
@@ -70,6 +75,9 @@ pub struct CreateUserRequest {
     /// `limits.max_calls_per_number_per_day`.
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub max_calls_per_number_per_day: Option<i64>,
+    /// In Bolna's currency, over the user's calls of each UTC month; absent or `null`: none.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub monthly_budget: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,26 +96,14 @@ pub struct UpdateLimitsRequest {
     pub campaign_call_limit: Option<i64>,
     /// The user's own per-number cap (0 = none); `null`: back to the configured
     /// `limits.max_calls_per_number_per_day`; absent: unchanged.
-    #[serde(default, deserialize_with = "number_cap_change")]
+    #[serde(default, deserialize_with = "crate::extract::patch_whole_number")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 10000)]
-    pub max_calls_per_number_per_day: CapField,
-}
-
-/// `max_calls_per_number_per_day` as a PATCH sends it: absent, `null`, or a number.
-#[derive(Debug, Default)]
-pub enum CapField {
-    #[default]
-    Absent,
-    Null,
-    Number(i64),
-}
-
-fn number_cap_change<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<CapField, D::Error> {
-    // Called only when the field is present.
-    Ok(match crate::extract::whole_number(deserializer)? {
-        None => CapField::Null,
-        Some(number) => CapField::Number(number),
-    })
+    pub max_calls_per_number_per_day: PatchField<i64>,
+    /// In Bolna's currency, over the user's calls of each UTC month; `null`: none; absent:
+    /// unchanged.
+    #[serde(default, deserialize_with = "crate::extract::patch_number")]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 1_000_000_000)]
+    pub monthly_budget: PatchField<f64>,
 }
 
 /// Page sizes of the admin lists.
@@ -115,6 +111,18 @@ pub const USER_PAGE: PageSize = PageSize { default: 50, max: 200 };
 pub const ACTIVE_CALL_PAGE: PageSize = PageSize { default: 500, max: 5000 };
 pub const CAMPAIGN_PAGE: PageSize = PageSize { default: 50, max: 200 };
 pub const AUDIT_PAGE: PageSize = PageSize { default: 100, max: 1000 };
+
+fn budget_value(value: Option<f64>, errors: &mut Vec<FieldError>) -> Option<f64> {
+    let value = value?;
+    if (0.0..=MAX_BUDGET).contains(&value) {
+        return Some(value);
+    }
+    errors.push(FieldError {
+        field: "monthly_budget".into(),
+        message: "must be between 0 and 1000000000".into(),
+    });
+    None
+}
 
 fn limit(field: &str, value: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i32> {
     let value = value?;
@@ -150,6 +158,7 @@ pub async fn create(
     let campaign = limit("campaign_call_limit", body.campaign_call_limit, &mut errors)
         .unwrap_or(limits.default_campaign_call_limit as i32);
     let number_cap = limit("max_calls_per_number_per_day", body.max_calls_per_number_per_day, &mut errors);
+    let monthly_budget = budget_value(body.monthly_budget, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -161,6 +170,7 @@ pub async fn create(
             direct_call_limit: direct,
             campaign_call_limit: campaign,
             max_calls_per_number_per_day: number_cap,
+            monthly_budget,
         },
     )
     .await?;
@@ -168,7 +178,7 @@ pub async fn create(
         return Err(ApiError::internal(anyhow::anyhow!("a new user already holds too many keys")));
     };
     let details = json!({"name": user.name, "direct_call_limit": direct, "campaign_call_limit": campaign,
-        "max_calls_per_number_per_day": number_cap, "key_id": record.id});
+        "max_calls_per_number_per_day": number_cap, "monthly_budget": monthly_budget, "key_id": record.id});
     record_audit(&mut tx, admin.actor(), "create_user", Some(user.id.into()), details).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(CreatedUser { user: user.into(), api_key: key.reveal().to_owned() }))
@@ -219,11 +229,19 @@ pub async fn update(
     let direct = limit("direct_call_limit", body.direct_call_limit, &mut errors);
     let campaign = limit("campaign_call_limit", body.campaign_call_limit, &mut errors);
     let number_cap = match body.max_calls_per_number_per_day {
-        CapField::Absent => NumberCapChange::Keep,
-        CapField::Null => NumberCapChange::UseDefault,
-        CapField::Number(cap) => match limit("max_calls_per_number_per_day", Some(cap), &mut errors) {
+        PatchField::Absent => NumberCapChange::Keep,
+        PatchField::Null => NumberCapChange::UseDefault,
+        PatchField::Value(cap) => match limit("max_calls_per_number_per_day", Some(cap), &mut errors) {
             Some(cap) => NumberCapChange::Set(cap),
             None => NumberCapChange::Keep,
+        },
+    };
+    let monthly_budget = match body.monthly_budget {
+        PatchField::Absent => BudgetChange::Keep,
+        PatchField::Null => BudgetChange::Clear,
+        PatchField::Value(budget) => match budget_value(Some(budget), &mut errors) {
+            Some(budget) => BudgetChange::Set(budget),
+            None => BudgetChange::Keep,
         },
     };
     if !errors.is_empty() {
@@ -231,14 +249,14 @@ pub async fn update(
     }
     let mut tx = state.pool.begin().await?;
     let before = get_user(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("no such user"))?;
-    let user = update_limits(&mut tx, id, direct, campaign, number_cap)
+    let user = update_limits(&mut tx, id, &LimitsChange { direct, campaign, number_cap, monthly_budget })
         .await?
         .ok_or_else(|| ApiError::not_found("no such user"))?;
     let details = json!({
         "before": {"direct": before.direct_call_limit, "campaign": before.campaign_call_limit,
-                   "per_number": before.max_calls_per_number_per_day},
+                   "per_number": before.max_calls_per_number_per_day, "monthly_budget": before.monthly_budget},
         "after": {"direct": user.direct_call_limit, "campaign": user.campaign_call_limit,
-                  "per_number": user.max_calls_per_number_per_day}
+                  "per_number": user.max_calls_per_number_per_day, "monthly_budget": user.monthly_budget}
     });
     record_audit(&mut tx, admin.actor(), "update_limits", Some(id.into()), details).await?;
     tx.commit().await?;

@@ -55,7 +55,14 @@ pub struct CampaignInput {
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub calls_per_minute: Option<i64>,
     pub retry: Option<RetryInput>,
+    /// In Bolna's currency: once the campaign's spend (reported costs, plus an estimate for its
+    /// live calls) reaches it, it pauses with `pause_reason` `budget_exhausted`. Absent = none.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub budget: Option<f64>,
 }
+
+/// The largest budget accepted (a user's or a campaign's), in Bolna's currency.
+pub const MAX_BUDGET: f64 = 1_000_000_000.0;
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -80,6 +87,7 @@ impl CampaignInput {
             ends_at: campaign.ends_at,
             max_concurrency: Some(campaign.max_concurrency.into()),
             calls_per_minute: campaign.calls_per_minute.map(i64::from),
+            budget: campaign.budget,
             retry: Some(RetryInput {
                 on: campaign.retry_on.clone(),
                 delay_seconds: campaign.retry_delay_seconds.into(),
@@ -101,6 +109,7 @@ impl CampaignInput {
             max_concurrency: patch.max_concurrency.or(self.max_concurrency),
             calls_per_minute: patch.calls_per_minute.or(self.calls_per_minute),
             retry: patch.retry.or(self.retry),
+            budget: patch.budget.or(self.budget),
         }
     }
 
@@ -166,6 +175,9 @@ impl CampaignInput {
                 None
             }
         };
+        if self.budget.is_some_and(|budget| !(0.0..=MAX_BUDGET).contains(&budget)) {
+            bad(&mut errors, "budget", "must be between 0 and 1000000000");
+        }
         let retry = match self.retry {
             None => RetryPolicy { on: Vec::new(), delay_seconds: 0, max_attempts: 1 },
             Some(r) => {
@@ -207,6 +219,7 @@ impl CampaignInput {
             max_concurrency,
             calls_per_minute,
             retry,
+            budget: self.budget,
         })
     }
 }

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use call_service::campaigns::contacts_input::{contacts_from_csv, validate_rows, RawContact, RejectedRow};
 use call_service::campaigns::{
     add_to_dnc, campaign_stats, list_contacts, list_dnc, remove_from_dnc, Campaign, CampaignAction,
-    CampaignStats, ContactStatus,
+    CampaignStats, CampaignStatus, ContactStatus,
 };
 use call_service::PhoneNumber;
 use chrono::{DateTime, Utc};
@@ -40,6 +40,11 @@ pub struct CampaignResource {
     pub user_id: Uuid,
     /// `draft`, `running`, `paused`, `completed`, `canceled`.
     pub status: String,
+    /// Why a paused campaign is paused: `user`, or `budget_exhausted` (its budget or its user's
+    /// monthly budget is spent); `null` otherwise.
+    pub pause_reason: Option<String>,
+    /// In Bolna's currency; `null`: none of its own.
+    pub budget: Option<f64>,
     pub name: String,
     pub agent_id: String,
     pub from_phone_numbers: Vec<String>,
@@ -79,6 +84,8 @@ pub(crate) async fn campaign_resource(
         id: campaign.id,
         user_id: campaign.user_id.into(),
         status: campaign.status.as_str().to_owned(),
+        pause_reason: campaign.pause_reason.filter(|_| campaign.status == CampaignStatus::Paused),
+        budget: campaign.budget,
         window: window.as_ref().map(window_output),
         retry: RetryInput {
             on: campaign.retry_on,
