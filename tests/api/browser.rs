@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use crate::campaigns::{add_contacts, create_campaign};
+use crate::campaigns::{act, add_contacts, create_campaign, wait_for_campaign};
 use crate::helpers::{spawn_app_with, TestApp, AGENT};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -254,6 +254,54 @@ async fn a_user_starts_a_call_and_watches_it_complete_live_while_the_gauges_move
     browser
         .wait_for_text(&format!("{row} .status"), "the scheduled call canceled", |t| t == "canceled")
         .await;
+}
+
+#[tokio::test]
+async fn a_user_opens_a_finished_campaigns_report_downloads_its_results_and_sees_the_months_usage() {
+    let app = spawn_app_with(|_| {}, |_| {}).await;
+    let user = app.create_user(2, 3).await;
+    let campaign = create_campaign(
+        &app,
+        &user,
+        json!({"name": "Renewals", "agent_id": AGENT, "max_concurrency": 3, "budget": 500}),
+    )
+    .await;
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let numbers: Vec<String> = (1..=3).map(|n| format!("+1415555019{n}")).collect();
+    assert_eq!(add_contacts(&app, &user, &id, &numbers).await["accepted"], 3);
+    assert_eq!(act(&app, &user, &id, "start").await.status(), reqwest::StatusCode::OK);
+    wait_for_campaign(&app, &user, &id, "completed").await;
+    let csv = app
+        .client
+        .get(app.url(&format!("/v1/campaigns/{id}/results.csv")))
+        .bearer_auth(&user.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "user", &user.key).await;
+    let row = format!("#my-campaigns tr[data-campaign-id='{id}']");
+    let shown = browser.wait_for_text(&row, "the campaign's row", |t| t.contains("3 of 3")).await;
+    assert!(shown.contains("Renewals") && shown.contains("completed"), "{shown}");
+    browser.click(&format!("{row} button")).await;
+    let report = browser.wait_for_text("#campaign-report", "the report", |t| t.contains("Cost")).await;
+    // Three completed calls of the simulator: 5.16 each.
+    assert!(report.contains("15.48") && report.contains("500.00"), "{report}");
+    assert!(browser.text("#campaign-page-title").await.contains("Renewals"));
+    browser.click("#campaign-download").await;
+    let done =
+        browser.wait_for_text("#campaign-result", "the download", |t| t.starts_with("Downloaded")).await;
+    assert_eq!(done, format!("Downloaded {} bytes of results.", csv.len()));
+    let calls = browser
+        .wait_for_text("#usage-totals [data-figure=calls] dd", "the month's usage", |t| t == "3")
+        .await;
+    assert_eq!(calls, "3");
+    assert!(browser.text("#usage tbody").await.contains("15.48"));
+    browser.screenshot("console-campaign.png").await;
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@
 --   account_slots  one row per account line (Bolna's account concurrency), naming the call on it;
 --   bolna_send_tokens  one row per `POST /call` Bolna allows in its rate window, with when it was
 --                  last taken.
--- The queue is not a table: it is the calls waiting for a slot (slot_queue below).
+-- The queue is not a table: it is the calls waiting for a slot (slot_queue below). The rules also
+-- read users' limits, per-number cap and monthly budget, campaigns' budgets, and calls' numbers and
+-- costs (tables call-service owns).
 --
 -- Lock order, on every path: a call's row, then its slot, then its user's row. Queued calls and
 -- account lines are only ever locked with SKIP LOCKED, so they never wait.

@@ -90,15 +90,14 @@ pub async fn run(stack: &Stack, contacts: i64, samples: usize) -> anyhow::Result
         .send()
         .await?
         .error_for_status()?;
-    let (mut bytes, mut lines) = (0_usize, 0_usize);
+    let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
-        bytes += chunk.len();
-        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        body.extend_from_slice(&chunk);
         rss_peak_mib = rss_peak_mib.max(server.rss_mib()?);
     }
     let export_seconds = started.elapsed().as_secs_f64();
-    // The header, then a line per contact (no value here holds a line break).
-    anyhow::ensure!(lines as i64 == contacts + 1, "{lines} lines for {contacts} contacts");
+    let bytes = body.len();
+    let lines = parse_export(&body, contacts)?;
 
     let started = Instant::now();
     let rows = sqlx::query(EXPORT_SQL).bind(campaign).fetch_all(&pool).await?.len();
@@ -116,6 +115,27 @@ pub async fn run(stack: &Stack, contacts: i64, samples: usize) -> anyhow::Result
         rss_before_mib,
         rss_peak_mib,
     })
+}
+
+/// Reads the export back with a CSV reader: a row per contact, each as wide as the header, with its
+/// variables (one holds a comma and quotes) in their own columns. Returns the rows with the header.
+fn parse_export(body: &[u8], contacts: i64) -> anyhow::Result<usize> {
+    let mut reader = csv::Reader::from_reader(body);
+    let header = reader.headers()?.clone();
+    let note = header.iter().position(|name| name == "variables.note").context("no variables.note column")?;
+    let mut rows = 0_i64;
+    for record in reader.records() {
+        let record = record?;
+        anyhow::ensure!(record.len() == header.len(), "row {rows} has {} cells", record.len());
+        anyhow::ensure!(
+            record.get(note) == Some("renewal, \"annual\""),
+            "row {rows}: {:?}",
+            record.get(note)
+        );
+        rows += 1;
+    }
+    anyhow::ensure!(rows == contacts, "{rows} rows for {contacts} contacts");
+    Ok(rows as usize + 1)
 }
 
 /// Contacts with three variables each and one finished call each: 60 % completed (a tenth of them

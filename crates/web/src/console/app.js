@@ -81,8 +81,103 @@ let gaugeTimer = null;
 async function startUserView() {
   $('#user-view').hidden = false;
   $('#live').hidden = false;
-  await Promise.all([loadCalls(), loadGauges()]);
+  await Promise.all([loadCalls(), loadGauges(), loadMyCampaigns(), loadUsage()]);
   connectEvents();
+}
+
+// ---------------------------------------------------------------- campaigns and usage
+
+let openCampaign = null;
+let campaignTimer = null;
+const money = (value) => (value === null || value === undefined ? '—' : Number(value).toFixed(2));
+const percent = (rate) => (rate === null || rate === undefined ? '—' : `${(rate * 100).toFixed(1)}%`);
+
+function progressOf(campaign) {
+  const s = campaign.stats;
+  const settled = s.done + s.exhausted + s.skipped_dnc + s.canceled;
+  return { settled, total: s.total, text: `${settled} of ${s.total} contacts settled` };
+}
+
+function statusText(campaign) {
+  return campaign.pause_reason === 'budget_exhausted' ? 'paused (budget spent)' : campaign.status;
+}
+
+async function loadMyCampaigns() {
+  const page = await api('GET', '/v1/campaigns?limit=50');
+  $('#my-campaigns tbody').replaceChildren(...page.data.map((campaign) => {
+    const progress = progressOf(campaign);
+    const open = el('button', { type: 'button', class: 'secondary', text: 'Open',
+      'aria-label': `Open campaign ${campaign.name}`, onclick: () => showCampaign(campaign.id) });
+    return el('tr', { dataset: { campaignId: campaign.id } },
+      el('td', { text: campaign.name }),
+      el('td', { class: 'status', text: statusText(campaign) }),
+      el('td', { text: progress.text }),
+      el('td', {}, open));
+  }));
+}
+
+async function showCampaign(id) {
+  openCampaign = id;
+  const [campaign, report] = await Promise.all([
+    api('GET', `/v1/campaigns/${id}`), api('GET', `/v1/campaigns/${id}/report`)]);
+  $('#campaign-page').hidden = false;
+  $('#campaign-page-title').textContent = `${campaign.name}: ${statusText(campaign)}`;
+  const progress = progressOf(campaign);
+  $('#campaign-progress').max = Math.max(progress.total, 1);
+  $('#campaign-progress').value = progress.settled;
+  $('#campaign-progress-text').textContent = progress.text;
+  const figures = [
+    ['Calls', report.calls.total],
+    ['Connected', `${report.calls.connected} (${percent(report.calls.connect_rate)})`],
+    ['Voicemail', `${report.calls.voicemail} (${percent(report.calls.voicemail_rate)})`],
+    ['Average attempts', report.contacts.average_attempts === null ? '—' : report.contacts.average_attempts.toFixed(2)],
+    ['Talk time (min)', (report.talk_time.total_seconds / 60).toFixed(1)],
+    ['Cost', money(report.cost.total)],
+    ['Average cost per call', money(report.cost.average_per_call)],
+    ['Budget', campaign.budget === null ? 'none' : money(campaign.budget)],
+  ];
+  $('#campaign-report').replaceChildren(...figures.map(([name, value]) =>
+    el('div', {}, el('dt', { text: name }), el('dd', { text: String(value) }))));
+}
+
+function refreshCampaignsSoon() {
+  clearTimeout(campaignTimer);
+  campaignTimer = setTimeout(() => {
+    loadMyCampaigns().catch(() => {});
+    loadUsage().catch(() => {});
+    if (openCampaign) showCampaign(openCampaign).catch(() => {});
+  }, 300);
+}
+
+// The export needs the API key, so it is fetched here and handed to the browser as a file.
+async function downloadResults() {
+  if (!openCampaign) return;
+  say('#campaign-result', 'Preparing the export…');
+  const response = await fetch(`/v1/campaigns/${openCampaign}/results.csv`,
+    { headers: { Authorization: `Bearer ${session.secret}` } });
+  if (!response.ok) {
+    say('#campaign-result', `The export failed (HTTP ${response.status}).`, false);
+    return;
+  }
+  const blob = await response.blob();
+  const link = el('a', { href: URL.createObjectURL(blob), download: `campaign-${openCampaign}-results.csv` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  say('#campaign-result', `Downloaded ${blob.size} bytes of results.`);
+}
+
+async function loadUsage() {
+  const usage = await api('GET', '/v1/usage?group_by=day');
+  const t = usage.total;
+  const totals = [['Calls', t.calls], ['Connected', t.connected_calls], ['Minutes', t.minutes.toFixed(1)], ['Cost', money(t.cost)]];
+  $('#usage-totals').replaceChildren(...totals.map(([name, value]) =>
+    el('div', { dataset: { figure: name.toLowerCase() } }, el('dt', { text: name }), el('dd', { text: String(value) }))));
+  $('#usage tbody').replaceChildren(...usage.groups.map((group) => el('tr', {},
+    el('td', { text: group.key }), el('td', { text: String(group.calls) }),
+    el('td', { text: String(group.connected_calls) }), el('td', { text: group.minutes.toFixed(1) }),
+    el('td', { text: money(group.cost) }))));
 }
 
 async function loadGauges() {
@@ -209,6 +304,7 @@ async function connectEvents() {
   events.addEventListener('campaign.updated', (event) => {
     lastEventId = event.lastEventId;
     refreshGaugesSoon();
+    refreshCampaignsSoon();
   });
   events.addEventListener('reset', () => {
     // Events were missed for good: reload what the page shows.
@@ -361,6 +457,8 @@ function wire() {
   });
   $('#sign-out').addEventListener('click', signOut);
   $('#start-form').addEventListener('submit', (event) => { event.preventDefault(); startCall(event.target); });
+  $('#campaign-refresh').addEventListener('click', () => { if (openCampaign) showCampaign(openCampaign).catch(() => {}); loadUsage().catch(() => {}); });
+  $('#campaign-download').addEventListener('click', () => downloadResults().catch((problem) => say('#campaign-result', String(problem.message), false)));
   $('#create-user-form').addEventListener('submit', (event) => { event.preventDefault(); createUser(event.target); });
   const saved = sessionStorage.getItem('switchboard');
   if (saved) {

@@ -30,7 +30,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         (status = 201, description = "Handed to Bolna (`bolna_execution_id` set)", body = CallResource),
         (status = 202, description = "Queued for a slot, or Bolna's answer is being reconciled", body = CallResource),
         (status = 409, description = "Idempotency-Key reused with another body"),
-        (status = 422, description = "Invalid input, the number is on the do-not-call list (`do_not_call`), the number reached the user's per-number cap (`number_call_cap`, with `retry_at`: when a call fits again), or Bolna refused the call (`bolna_rejected`)"),
+        (status = 422, description = "Invalid input, the number is on the do-not-call list (`do_not_call`), the number reached the user's per-number cap (`number_call_cap`, with `retry_at`: when a call fits again), the user's monthly budget is spent (`budget_exhausted`, with `budget`), or Bolna refused the call (`bolna_rejected`)"),
     ),
     security(("api_key" = [])))]
 pub async fn create_call(
