@@ -309,11 +309,21 @@ fn constrain_schemas(document: &mut Value) {
     let user = format!("{schemas}/CreateUserRequest/properties");
     set(document, &format!("{user}/name"), name);
     let call_limit = nullable(json!({"type": "integer", "minimum": 0, "maximum": 10_000}));
+    // A budget in Bolna's currency (a user's monthly one, or a campaign's).
+    let budget =
+        nullable(json!({"type": "number", "minimum": 0, "maximum": super::campaign_input::MAX_BUDGET}));
     for request in ["CreateUserRequest", "UpdateLimitsRequest"] {
-        for field in ["direct_call_limit", "campaign_call_limit"] {
+        for field in ["direct_call_limit", "campaign_call_limit", "max_calls_per_number_per_day"] {
             set(document, &format!("{schemas}/{request}/properties/{field}"), call_limit.clone());
         }
+        set(document, &format!("{schemas}/{request}/properties/monthly_budget"), budget.clone());
     }
+    set(document, &format!("{campaign}/budget"), budget);
+    set(
+        document,
+        &format!("{schemas}/CampaignResource/properties/pause_reason"),
+        nullable(json!({"type": "string", "enum": ["user", "budget_exhausted"]})),
+    );
     let key = format!("{schemas}/CreateApiKeyRequest/properties");
     set(
         document,
