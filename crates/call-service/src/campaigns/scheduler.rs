@@ -201,30 +201,24 @@ impl CallService {
         let capacity = self.capacity(&mut tx, &campaign, now).await?;
         let started = self.start_due_contacts(&mut tx, &campaign, capacity.calls(now), now).await?;
         let placed = started.placed;
+        let next_dial = capacity.pacing.filter(|_| placed > 0).map(|pacing| pacing.slot_after_dial(now));
         if let Some(budget) = started.budget_spent {
-            // Paused with its reason (the status change is its campaign.updated event); its queued
-            // calls stay queued and take no slot while the budget stays spent.
+            // Paused with its reason (the status change is its campaign.updated event): no visit
+            // until resumed. Its queued calls stay queued and take no slot while the budget is spent.
+            set_next_due(&mut tx, id, None, placed, next_dial).await?;
             sqlx::query!(
-                "UPDATE campaigns SET status = 'paused', pause_reason = 'budget_exhausted', next_due_at = NULL,
-                        calls_placed = calls_placed + $2
-                 WHERE id = $1",
-                id,
-                placed
+                "UPDATE campaigns SET status = 'paused', pause_reason = 'budget_exhausted' WHERE id = $1",
+                id
             )
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
             self.metrics().campaigns_paused_by_budget.inc();
             tracing::info!(campaign_id = %id, budget = budget.as_str(), "campaign paused: budget spent");
-            for call in started.calls {
-                self.start_after_commit(Some(call));
-            }
-            return Ok(placed as usize);
+        } else {
+            let next = next_due(&mut tx, &campaign, capacity, placed, now).await?;
+            set_next_due(&mut tx, id, next, placed, next_dial).await?;
+            complete_if_finished(&mut tx, id).await?;
         }
-        let next = next_due(&mut tx, &campaign, capacity, placed, now).await?;
-        let next_dial = capacity.pacing.filter(|_| placed > 0).map(|pacing| pacing.slot_after_dial(now));
-        set_next_due(&mut tx, id, next, placed, next_dial).await?;
-        complete_if_finished(&mut tx, id).await?;
         tx.commit().await?;
         for call in started.calls {
             self.start_after_commit(Some(call));
