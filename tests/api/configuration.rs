@@ -8,11 +8,13 @@ use web::settings::{Environment, SettingsError};
 
 use crate::helpers::{config_dir, test_settings};
 
-const PRODUCTION_SECRETS: [(&str, &str); 4] = [
+const PRODUCTION_SECRETS: [(&str, &str); 5] = [
     ("SWITCHBOARD__DATABASE__URL", "postgres://app:hunter2-db@db:5432/switchboard"),
     ("SWITCHBOARD__BOLNA__API_KEY", "bn-secret-key-123"),
     ("SWITCHBOARD__WEBHOOK__TOKEN", "whk-secret-456"),
     ("SWITCHBOARD__AUTH__ADMIN_TOKEN", "adm-secret-789"),
+    // base64 of 32 bytes: "outbound-webhook-sealing-key-123".
+    ("SWITCHBOARD__OUTBOUND_WEBHOOKS__SECRET_KEY", "b3V0Ym91bmQtd2ViaG9vay1zZWFsaW5nLWtleS0xMjM="),
 ];
 
 fn load(vars: &[(&str, &str)]) -> Result<web::Settings, SettingsError> {
@@ -84,6 +86,42 @@ fn production_refuses_to_start_without_a_secret_and_names_its_key() {
 
     assert!(matches!(error, SettingsError::MissingSecret { key: "webhook.token", .. }), "{error}");
     assert!(error.to_string().contains("SWITCHBOARD__WEBHOOK__TOKEN"), "{error}");
+
+    let vars: Vec<_> = production(&[])
+        .into_iter()
+        .filter(|(key, _)| *key != "SWITCHBOARD__OUTBOUND_WEBHOOKS__SECRET_KEY")
+        .collect();
+    let error = load(&vars).expect_err("must refuse");
+    assert!(
+        matches!(error, SettingsError::MissingSecret { key: "outbound_webhooks.secret_key", .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("SWITCHBOARD__OUTBOUND_WEBHOOKS__SECRET_KEY"), "{error}");
+}
+
+#[test]
+fn outbound_webhooks_are_strict_in_production_and_open_locally() {
+    let production = load(&production(&[])).expect("loads");
+    let outbound = &production.outbound_webhooks;
+    assert!(!outbound.allow_http && !outbound.allow_private_destinations, "{outbound:?}");
+    assert_eq!(outbound.retry_schedule_seconds, [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]);
+    assert_eq!(outbound.timeout_seconds, 10.0);
+    assert_eq!(outbound.retention_days, 7.0);
+    assert_eq!(outbound.secret_rotation_overlap_seconds, 86_400);
+    let local = test_settings(&[]);
+    assert!(local.outbound_webhooks.allow_http && local.outbound_webhooks.allow_private_destinations);
+
+    let schedule =
+        load(&[("SWITCHBOARD__OUTBOUND_WEBHOOKS__RETRY_SCHEDULE_SECONDS", "0,1,2.5")]).expect("loads");
+    assert_eq!(schedule.outbound_webhooks.retry_schedule_seconds, [0.0, 1.0, 2.5]);
+    for (variable, value) in [
+        ("SWITCHBOARD__OUTBOUND_WEBHOOKS__SECRET_KEY", "too-short"),
+        ("SWITCHBOARD__OUTBOUND_WEBHOOKS__RETRY_SCHEDULE_SECONDS", "0,-5"),
+        ("SWITCHBOARD__OUTBOUND_WEBHOOKS__TIMEOUT_SECONDS", "0"),
+    ] {
+        let error = load(&[(variable, value)]).expect_err(variable).to_string();
+        assert!(error.contains("outbound_webhooks."), "{variable}={value} gave `{error}`");
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod helpers;
 mod hostile_input;
 mod migrations;
 mod number_cap;
+mod outbound_webhooks;
 mod race;
 mod resilience;
 mod results;

@@ -34,8 +34,9 @@ LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
--- Live events (GET /v1/events): one `events` row per call change that matters to a client (its
--- status or its execution ID), written once per statement from its transition tables, in the same
+-- Live events (GET /v1/events) and the outbox of outbound webhooks: one `events` row per call
+-- change that matters to a client (its status or its execution ID), plus one `call.ended` when a
+-- call turns terminal, written once per statement from its transition tables, in the same
 -- transaction as the change. A call.updated row carries the call as it was after the change, less
 -- internal columns. Readers order by (tx_id, id) and read a row only once its transaction is older
 -- than every running one (crates/call-service/src/events/repository.rs).
@@ -49,8 +50,10 @@ $$;
 CREATE OR REPLACE FUNCTION record_inserted_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO events (user_id, kind, subject_id, status, payload)
-    SELECT n.user_id, 'call.updated', n.id, n.status, call_event_payload(n)
-      FROM inserted_calls n;
+    SELECT n.user_id, k.kind, n.id, n.status, call_event_payload(n)
+      FROM inserted_calls n
+     CROSS JOIN LATERAL (VALUES ('call.updated'), ('call.ended')) AS k (kind)
+     WHERE k.kind = 'call.updated' OR call_status_is_terminal(n.status);
     RETURN NULL;
 END
 $$;
@@ -60,20 +63,28 @@ $$;
 CREATE OR REPLACE FUNCTION record_updated_call_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO events (user_id, kind, subject_id, status, payload)
-    SELECT n.user_id, 'call.updated', n.id, n.status, call_event_payload(n)
+    SELECT n.user_id, k.kind, n.id, n.status, call_event_payload(n)
       FROM updated_calls n JOIN previous_calls o ON o.id = n.id
-     WHERE o.status IS DISTINCT FROM n.status
-        OR o.provider_status IS DISTINCT FROM n.provider_status
-        OR o.bolna_execution_id IS DISTINCT FROM n.bolna_execution_id;
+     CROSS JOIN LATERAL (VALUES ('call.updated'), ('call.ended')) AS k (kind)
+     WHERE (o.status IS DISTINCT FROM n.status
+            OR o.provider_status IS DISTINCT FROM n.provider_status
+            OR o.bolna_execution_id IS DISTINCT FROM n.bolna_execution_id)
+       AND (k.kind = 'call.updated'
+            OR (call_status_is_terminal(n.status) AND NOT call_status_is_terminal(o.status)));
     RETURN NULL;
 END
 $$;
 
--- campaign.updated carries no snapshot: it is rendered with the campaign's progress when sent.
+-- campaign.updated (and campaign.completed when it completes) carries no snapshot: it is rendered
+-- with the campaign's progress when sent.
 CREATE OR REPLACE FUNCTION record_campaign_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO events (user_id, kind, subject_id, status)
     VALUES (NEW.user_id, 'campaign.updated', NEW.id, NEW.status);
+    IF NEW.status = 'completed' THEN
+        INSERT INTO events (user_id, kind, subject_id, status)
+        VALUES (NEW.user_id, 'campaign.completed', NEW.id, NEW.status);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -102,6 +113,9 @@ CREATE OR REPLACE TRIGGER campaigns_event_on_change AFTER UPDATE ON campaigns
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION record_campaign_event();
+
+CREATE OR REPLACE TRIGGER webhook_endpoints_set_updated_at BEFORE UPDATE ON webhook_endpoints
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 
 CREATE OR REPLACE TRIGGER campaign_contacts_set_updated_at BEFORE UPDATE ON campaign_contacts
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();

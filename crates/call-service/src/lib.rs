@@ -18,6 +18,7 @@ mod error;
 pub mod events;
 pub mod json_text;
 pub mod metrics;
+pub mod outbound_webhooks;
 pub mod phone;
 mod reconcile;
 pub mod results;

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod database;
 pub mod events;
 pub mod extract;
+pub mod outbound;
 pub mod problem;
 pub mod request_limit;
 pub mod routes;

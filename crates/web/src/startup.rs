@@ -83,6 +83,8 @@ impl Application {
             .map(|keep| tokio::spawn(calls.clone().run_webhook_retention(keep, background.clone())));
         let request_limit =
             crate::request_limit::RequestLimiter::from_settings(&settings.http.rate_limit).map(Arc::new);
+        let outbound =
+            crate::outbound::OutboundContext::new(&settings.outbound_webhooks, &calls.metrics().registry)?;
         let state = AppState {
             pool,
             settings: Arc::new(settings),
@@ -91,9 +93,13 @@ impl Application {
             events: events.clone(),
             keys,
             request_limit,
+            outbound,
         };
         let events_task = tokio::spawn(crate::events::run_hub(state.clone(), background.clone()));
-        let upkeep_tasks = [Some(key_upkeep), retention].into_iter().flatten().collect();
+        let fanout = tokio::spawn(crate::outbound::run_fanout(state.clone(), background.clone()));
+        let sender = tokio::spawn(crate::outbound::run_sender(state.clone(), background.clone()));
+        let upkeep_tasks =
+            [Some(key_upkeep), retention, Some(fanout), Some(sender)].into_iter().flatten().collect();
         let server = serve(listener, state)?;
         Ok(Self {
             port,
@@ -226,6 +232,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 .configure(routes::campaigns::routes)
                 .configure(routes::admin::routes)
                 .configure(routes::api_keys::routes)
+                .configure(routes::webhook_endpoints::routes)
                 .configure(routes::webhooks::routes)
                 .configure(routes::events::routes)
                 .configure(routes::console::routes)

@@ -7,6 +7,7 @@ use call_service::CallService;
 use sqlx::PgPool;
 
 use crate::events::EventHub;
+use crate::outbound::OutboundContext;
 use crate::request_limit::RequestLimiter;
 use crate::settings::Settings;
 use crate::webhook_guard::WebhookGuard;
@@ -23,4 +24,6 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// Requests per API key (`http.rate_limit`); `None` when off.
     pub request_limit: Option<Arc<RequestLimiter>>,
+    /// Outbound webhooks' key, policy, client and metrics.
+    pub outbound: OutboundContext,
 }

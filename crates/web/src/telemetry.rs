@@ -31,6 +31,7 @@ pub fn log_settings(settings: &Settings) {
         auth = ?settings.auth,
         limits = ?settings.limits,
         reconciler = ?settings.reconciler,
+        outbound_webhooks = ?settings.outbound_webhooks,
         "settings loaded"
     );
 }

@@ -12,21 +12,34 @@ use crate::UserId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     CallUpdated,
+    /// Once per call, when it turns terminal; the call as it was then.
+    CallEnded,
     CampaignUpdated,
+    /// Once per campaign, when it completes.
+    CampaignCompleted,
 }
 
 impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CallUpdated => "call.updated",
+            Self::CallEnded => "call.ended",
             Self::CampaignUpdated => "campaign.updated",
+            Self::CampaignCompleted => "campaign.completed",
         }
+    }
+
+    /// Its subject is a call (its row carries the call's snapshot); otherwise a campaign.
+    pub fn is_about_a_call(self) -> bool {
+        matches!(self, Self::CallUpdated | Self::CallEnded)
     }
 
     fn parse(text: &str) -> Option<Self> {
         match text {
             "call.updated" => Some(Self::CallUpdated),
+            "call.ended" => Some(Self::CallEnded),
             "campaign.updated" => Some(Self::CampaignUpdated),
+            "campaign.completed" => Some(Self::CampaignCompleted),
             _ => None,
         }
     }
@@ -40,7 +53,8 @@ pub struct EventRow {
     pub kind: EventKind,
     pub subject_id: Uuid,
     pub position: Position,
-    /// For `call.updated`: the call right after the change (read only when needed).
+    pub created_at: DateTime<Utc>,
+    /// For a call's event: the call right after the change (read only when needed).
     pub payload: Option<serde_json::Value>,
 }
 
@@ -50,6 +64,7 @@ struct RawEvent {
     kind: String,
     subject_id: Uuid,
     tx_id: Option<i64>,
+    created_at: DateTime<Utc>,
     payload: Option<serde_json::Value>,
 }
 
@@ -61,6 +76,7 @@ impl RawEvent {
             kind: EventKind::parse(&self.kind)?,
             subject_id: self.subject_id,
             position: Position { tx_id: self.tx_id?, id: self.id },
+            created_at: self.created_at,
             payload: self.payload,
         })
     }
@@ -91,7 +107,7 @@ pub async fn events_after(
 ) -> sqlx::Result<Vec<EventRow>> {
     let raw = sqlx::query_as!(
         RawEvent,
-        r#"SELECT id, user_id, kind, subject_id, tx_id::text::bigint AS tx_id, NULL::jsonb AS payload FROM events
+        r#"SELECT id, user_id, kind, subject_id, tx_id::text::bigint AS tx_id, created_at, NULL::jsonb AS payload FROM events
            WHERE (tx_id, id) > ($1::text::xid8, $2)
              AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
            ORDER BY tx_id, id LIMIT $3"#,
@@ -104,13 +120,10 @@ pub async fn events_after(
     Ok(rows(raw))
 }
 
-/// Fills in the snapshots of the `call.updated` rows that lack one (one query; campaign rows have none).
+/// Fills in the snapshots of the calls' rows that lack one (one query; campaign rows have none).
 pub async fn load_payloads(conn: &mut PgConnection, rows: &mut [EventRow]) -> sqlx::Result<()> {
-    let ids: Vec<i64> = rows
-        .iter()
-        .filter(|r| r.kind == EventKind::CallUpdated && r.payload.is_none())
-        .map(|r| r.id)
-        .collect();
+    let ids: Vec<i64> =
+        rows.iter().filter(|r| r.kind.is_about_a_call() && r.payload.is_none()).map(|r| r.id).collect();
     if ids.is_empty() {
         return Ok(());
     }
@@ -138,7 +151,7 @@ pub async fn user_events_after(
 ) -> sqlx::Result<Vec<EventRow>> {
     let raw = sqlx::query_as!(
         RawEvent,
-        r#"SELECT id, user_id, kind, subject_id, tx_id::text::bigint AS tx_id, payload FROM events
+        r#"SELECT id, user_id, kind, subject_id, tx_id::text::bigint AS tx_id, created_at, payload FROM events
            WHERE user_id = $1 AND (tx_id, id) > ($2::text::xid8, $3)
              AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
            ORDER BY tx_id, id LIMIT $4"#,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use call_service::campaigns::get_campaigns_by_ids;
-use call_service::events::{load_payloads, EventKind, EventRow};
+use call_service::events::{load_payloads, EventRow};
 use uuid::Uuid;
 
 use super::frame::{self, Frame};
@@ -17,13 +17,33 @@ use crate::state::AppState;
 
 /// Frames for `rows`, in their order. A row whose subject cannot be rendered is skipped (logged).
 pub async fn render(state: &AppState, rows: &mut [EventRow]) -> Result<Vec<Arc<Frame>>, ApiError> {
+    let bodies = render_subjects(state, rows).await?;
+    Ok(rows
+        .iter()
+        .zip(bodies)
+        .filter_map(|(row, body)| {
+            Some(Arc::new(Frame {
+                position: row.position,
+                bytes: frame::event(row.id, row.kind.as_str(), &body?),
+            }))
+        })
+        .collect())
+}
+
+/// Each row's subject as the API returns it (JSON text), in the rows' order; `None` for a row
+/// whose subject cannot be rendered (logged) or is gone. The event stream and outbound webhooks
+/// both send these.
+pub async fn render_subjects(
+    state: &AppState,
+    rows: &mut [EventRow],
+) -> Result<Vec<Option<String>>, ApiError> {
     let mut campaign_ids: Vec<Uuid> =
-        rows.iter().filter(|r| r.kind == EventKind::CampaignUpdated).map(|r| r.subject_id).collect();
+        rows.iter().filter(|r| !r.kind.is_about_a_call()).map(|r| r.subject_id).collect();
     campaign_ids.sort_unstable();
     campaign_ids.dedup();
     let mut campaigns: HashMap<Uuid, String> = HashMap::new();
     // Replayed rows come with their payloads: only the hub's rows need reading here.
-    let payloads_missing = rows.iter().any(|r| r.kind == EventKind::CallUpdated && r.payload.is_none());
+    let payloads_missing = rows.iter().any(|r| r.kind.is_about_a_call() && r.payload.is_none());
     if payloads_missing || !campaign_ids.is_empty() {
         let mut conn = state.pool.acquire().await?;
         if payloads_missing {
@@ -40,15 +60,9 @@ pub async fn render(state: &AppState, rows: &mut [EventRow]) -> Result<Vec<Arc<F
     }
     Ok(rows
         .iter()
-        .filter_map(|row| {
-            let body = match row.kind {
-                EventKind::CallUpdated => call_json(row)?,
-                EventKind::CampaignUpdated => campaigns.get(&row.subject_id)?.clone(),
-            };
-            Some(Arc::new(Frame {
-                position: row.position,
-                bytes: frame::event(row.id, row.kind.as_str(), &body),
-            }))
+        .map(|row| match row.kind.is_about_a_call() {
+            true => call_json(row),
+            false => campaigns.get(&row.subject_id).cloned(),
         })
         .collect())
 }

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin, api_keys, call_input, call_resource, calls, campaign_input, campaigns, events, health, operations,
-    results, webhooks,
+    results, webhook_endpoints, webhooks,
 };
 
 #[derive(OpenApi, Debug)]
@@ -22,6 +22,9 @@ use super::{
         campaigns::add_contacts, campaigns::contacts, campaigns::dnc_add, campaigns::dnc_list, campaigns::dnc_remove,
         results::report, results::results, results::calls_export, results::own_usage, results::admin_usage,
         events::stream, events::create_ticket,
+        webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::show, webhook_endpoints::update,
+        webhook_endpoints::delete, webhook_endpoints::rotate_secret, webhook_endpoints::test,
+        webhook_endpoints::deliveries, webhook_endpoints::retry, webhook_endpoints::replay,
         webhooks::receive, health::healthz_doc, health::readyz_doc, operations::metrics, operations::diagnostics,
     ),
     components(schemas(
@@ -30,6 +33,10 @@ use super::{
         campaigns::DncInput, campaign_input::CampaignInput, campaign_input::WindowInput, campaign_input::RetryInput,
         admin::UserResource, admin::CreateUserRequest, admin::CreatedUser, admin::UpdateLimitsRequest, admin::ReleaseRequest,
         events::EventTicket,
+        webhook_endpoints::WebhookEndpoint, webhook_endpoints::EndpointWithSecret, webhook_endpoints::WebhookEndpointList,
+        webhook_endpoints::CreateWebhookEndpointRequest, webhook_endpoints::UpdateWebhookEndpointRequest,
+        webhook_endpoints::DeliveryAttempt, webhook_endpoints::WebhookDelivery, webhook_endpoints::WebhookDeliveryPage,
+        webhook_endpoints::ReplayRequest, webhook_endpoints::ReplayAccepted,
         api_keys::ApiKeyResource, api_keys::CreateApiKeyRequest, api_keys::CreatedApiKey, api_keys::ApiKeyList,
         call_service::results::report::CampaignReport, call_service::results::report::ContactFigures,
         call_service::results::report::CallFigures, call_service::results::report::TalkTime,
@@ -42,6 +49,7 @@ use super::{
          (name = "campaigns", description = "Campaigns, contacts, do-not-call"),
          (name = "results", description = "Campaign reports, exports and usage"),
          (name = "events", description = "Live call and campaign events (Server-Sent Events)"),
+         (name = "webhook-endpoints", description = "Outbound webhooks: your endpoints, their deliveries, retry and replay"),
          (name = "webhooks", description = "Bolna's status changes"), (name = "operations", description = "Health and readiness")),
 )]
 pub struct ApiDoc;

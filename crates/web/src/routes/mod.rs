@@ -14,4 +14,5 @@ pub mod events;
 pub mod health;
 pub mod operations;
 pub mod results;
+pub mod webhook_endpoints;
 pub mod webhooks;

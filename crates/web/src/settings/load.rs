@@ -102,6 +102,7 @@ impl Settings {
                 .with_list_parse_key("webhook.trusted_proxies")
                 .with_list_parse_key("http.cors_allowed_origins")
                 .with_list_parse_key("auth.admin_tokens")
+                .with_list_parse_key("outbound_webhooks.retry_schedule_seconds")
                 .try_parsing(true)
                 .source(Some(switchboard_vars)),
         );
@@ -120,11 +121,12 @@ impl Settings {
                 None => self.auth.admin_tokens.first().cloned(),
                 some => some.clone(),
             };
-            let required: [(&'static str, &Option<SecretString>); 4] = [
+            let required: [(&'static str, &Option<SecretString>); 5] = [
                 ("database.url", &self.database.url),
                 ("bolna.api_key", &self.bolna.api_key),
                 ("webhook.token", &self.webhook.token),
                 ("auth.admin_token", &admin_token),
+                ("outbound_webhooks.secret_key", &self.outbound_webhooks.secret_key),
             ];
             for (key, value) in required {
                 if value.as_ref().is_none_or(|secret| secret.expose_secret().trim().is_empty()) {
@@ -190,6 +192,7 @@ impl Settings {
                 "must be at least 3600: clients may replay the last hour".into(),
             ));
         }
+        self.check_outbound_webhooks()?;
         if self.server.workers > 1024 {
             return Err(malformed("server.workers", "must be at most 1024 (0: one per CPU core)".into()));
         }
@@ -218,6 +221,49 @@ impl Settings {
                 "database.min_connections",
                 "must not exceed database.max_connections".into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn check_outbound_webhooks(&self) -> Result<(), SettingsError> {
+        let outbound = &self.outbound_webhooks;
+        if let Some(key) = &outbound.secret_key {
+            crate::outbound::SecretSealer::from_config(key.expose_secret())
+                .map_err(|problem| malformed("outbound_webhooks.secret_key", problem))?;
+        }
+        let schedule = &outbound.retry_schedule_seconds;
+        if schedule.is_empty()
+            || schedule.len() > 20
+            || schedule.iter().any(|s| !(0.0..=604_800.0).contains(s))
+        {
+            return Err(malformed(
+                "outbound_webhooks.retry_schedule_seconds",
+                "must list 1 to 20 waits, each between 0 and 604800 seconds".into(),
+            ));
+        }
+        for (key, value, least, most) in [
+            ("outbound_webhooks.timeout_seconds", outbound.timeout_seconds, 0.1, 300.0),
+            (
+                "outbound_webhooks.disable_after_failing_days",
+                outbound.disable_after_failing_days,
+                0.0001,
+                365.0,
+            ),
+            ("outbound_webhooks.retention_days", outbound.retention_days, 0.0005, 3650.0),
+            (
+                "outbound_webhooks.max_in_flight_per_endpoint",
+                f64::from(outbound.max_in_flight_per_endpoint),
+                1.0,
+                1000.0,
+            ),
+            ("outbound_webhooks.max_in_flight", f64::from(outbound.max_in_flight), 1.0, 10_000.0),
+            ("outbound_webhooks.poll_interval_ms", outbound.poll_interval_ms as f64, 10.0, 60_000.0),
+        ] {
+            if !(least..=most).contains(&value) {
+                return Err(malformed(key, format!("must be between {least} and {most}")));
+            }
         }
         Ok(())
     }

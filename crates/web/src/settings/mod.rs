@@ -54,6 +54,7 @@ pub struct Settings {
     pub reconciler: ReconcilerSettings,
     pub http: HttpSettings,
     pub events: EventSettings,
+    pub outbound_webhooks: OutboundWebhookSettings,
 }
 
 fn default_environment() -> Environment {
@@ -259,5 +260,61 @@ impl EventSettings {
 
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_seconds)
+    }
+}
+
+/// Outbound webhooks: deliveries of events to each user's own endpoints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboundWebhookSettings {
+    /// Base64 of 32 random bytes: seals endpoint secrets at rest. Required in production.
+    pub secret_key: Option<SecretString>,
+    /// Accept `http://` endpoints (otherwise only `https://`).
+    pub allow_http: bool,
+    /// Accept endpoints whose address is loopback, private, link-local or otherwise not public.
+    pub allow_private_destinations: bool,
+    /// Seconds before each attempt, the first counted from the event: its length is the attempts
+    /// made before a delivery fails. Each wait is stretched by up to 10% at random (jitter).
+    pub retry_schedule_seconds: Vec<f64>,
+    /// One attempt's limit, connecting to reading the answer.
+    pub timeout_seconds: f64,
+    /// Deliveries in flight per endpoint (across instances, up to one more per instance in a race).
+    pub max_in_flight_per_endpoint: u32,
+    /// Deliveries in flight per instance.
+    pub max_in_flight: u32,
+    /// An endpoint that failed every attempt for this many days is disabled.
+    pub disable_after_failing_days: f64,
+    /// Seconds a rotated-out secret keeps signing beside the new one.
+    pub secret_rotation_overlap_seconds: u64,
+    /// Messages, deliveries and attempts older than this many days are deleted.
+    pub retention_days: f64,
+    /// How often each instance looks for new events and due deliveries, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl OutboundWebhookSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_seconds)
+    }
+
+    /// How long a claimed delivery is held: past any attempt's end, so two instances never send
+    /// one delivery at once.
+    pub fn lease(&self) -> Duration {
+        self.timeout() * 2 + Duration::from_secs(10)
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn disable_after(&self) -> Duration {
+        Duration::from_secs_f64(self.disable_after_failing_days * 86_400.0)
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs_f64(self.retention_days * 86_400.0)
+    }
+
+    pub fn rotation_overlap(&self) -> Duration {
+        Duration::from_secs(self.secret_rotation_overlap_seconds)
     }
 }
