@@ -37,6 +37,11 @@ pub struct Diagnostics {
     pub bolna_rate_remaining: i64,
     pub scheduled_calls: i64,
     pub bolna_circuit_open: bool,
+    /// Outbound webhook deliveries waiting or in flight, the oldest one's age, and the endpoints
+    /// the sender disabled (410 or failing for days).
+    pub outbound_webhook_backlog: i64,
+    pub oldest_outbound_webhook_age_seconds: Option<f64>,
+    pub webhook_endpoints_disabled_by_failures: i64,
 }
 
 impl CallService {
@@ -56,7 +61,11 @@ impl CallService {
                  (SELECT count(*) FROM calls WHERE reconcile_reason IS NOT NULL) AS "reconciling!",
                  (SELECT count(*) FROM slot_queue) AS "queued!",
                  (SELECT EXTRACT(EPOCH FROM now() - min(due_at))::float8 FROM slot_queue) AS "oldest_queued",
-                 (SELECT count(*) FROM calls WHERE status = 'scheduled') AS "scheduled!""#,
+                 (SELECT count(*) FROM calls WHERE status = 'scheduled') AS "scheduled!",
+                 (SELECT count(*) FROM webhook_deliveries WHERE status IN ('pending', 'sending')) AS "outbound_backlog!",
+                 (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM webhook_deliveries
+                   WHERE status IN ('pending', 'sending')) AS "oldest_outbound",
+                 (SELECT count(*) FROM webhook_endpoints WHERE disabled_reason IN ('gone', 'failing')) AS "endpoints_disabled!""#,
             stale_after_seconds as f64
         )
         .fetch_one(&mut *conn)
@@ -84,6 +93,9 @@ impl CallService {
             bolna_rate_remaining: tokens.free,
             scheduled_calls: row.scheduled,
             bolna_circuit_open: self.bolna_is_held_back(),
+            outbound_webhook_backlog: row.outbound_backlog,
+            oldest_outbound_webhook_age_seconds: row.oldest_outbound,
+            webhook_endpoints_disabled_by_failures: row.endpoints_disabled,
         })
     }
 

@@ -36,6 +36,7 @@ impl Server {
             .env("SWITCHBOARD__RECONCILER__INITIATING_TIMEOUT_SECONDS", "1")
             .env("SWITCHBOARD__RECONCILER__LEASE_SECONDS", "2")
             .env("SWITCHBOARD__RECONCILER__NOT_PLACED_GRACE_SECONDS", "30")
+            .env("SWITCHBOARD__OUTBOUND_WEBHOOKS__TIMEOUT_SECONDS", "2")
             .env("RUST_LOG", std::env::var("CRASH_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(match std::env::var("CRASH_LOG_FILE") {
                 Ok(path) => {
@@ -272,4 +273,100 @@ async fn sigterm_under_load_exits_cleanly_and_leaves_no_call_unaccounted_for() {
     .await
     .unwrap();
     assert_eq!(held, held_recorded, "every held slot knows its execution");
+}
+
+/// Counts each `webhook-id` a receiver acknowledged (it answers 200 after `delay`).
+struct CountingReceiver {
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    delay: Duration,
+}
+
+impl wiremock::Respond for CountingReceiver {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let id = request.headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        *self.seen.lock().unwrap().entry(id).or_default() += 1;
+        wiremock::ResponseTemplate::new(200).set_delay(self.delay)
+    }
+}
+
+#[tokio::test]
+async fn outbound_webhooks_with_a_backlog_are_all_delivered_after_a_sigkill_and_restart() {
+    let sim_config =
+        SimConfig { speed: 1000.0, outcomes: OutcomeMix::always_completed(), ..SimConfig::default() };
+    let (url, pool, sim) = setup(sim_config).await;
+    let receiver = wiremock::MockServer::start().await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    // A slow receiver: 4 deliveries in flight at 150 ms each, so a backlog builds.
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(CountingReceiver { seen: seen.clone(), delay: Duration::from_millis(150) })
+        .mount(&receiver)
+        .await;
+    let (server, port) = Server::start_on_free_port(&url, &sim).await;
+    let key = user_key(&server.base, 5).await;
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/v1/webhook-endpoints", server.base))
+        .bearer_auth(&key)
+        .json(&json!({"url": format!("{}/hook", receiver.uri()), "events": ["call.updated", "call.ended"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["secret"].is_string(), "{created}");
+    for n in 0..10 {
+        let response = client
+            .post(format!("{}/v1/calls", server.base))
+            .bearer_auth(&key)
+            .json(&call_body(n))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+    wait_until("every call to finish", Duration::from_secs(30), async || {
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM calls WHERE status <> 'completed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        open == 0
+    })
+    .await;
+    wait_until("some deliveries", Duration::from_secs(30), async || seen.lock().unwrap().len() >= 5).await;
+    server.signal("-KILL");
+    drop(server);
+    let backlog: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status IN ('pending', 'sending')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(backlog > 10, "the kill left a backlog: {backlog}");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+
+    let mut restarted = Server::start(&url, &sim, port);
+    restarted.ready().await;
+    wait_until("the backlog to drain", Duration::from_secs(60), async || {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status <> 'succeeded'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        left == 0
+    })
+    .await;
+    let messages: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM webhook_messages").fetch_all(&pool).await.unwrap();
+    assert_eq!(
+        messages.len() as i64,
+        events,
+        "one message per event, none lost, none doubled by the restart"
+    );
+    let seen = seen.lock().unwrap().clone();
+    for id in &messages {
+        assert!(seen.contains_key(&format!("msg_{id}")), "msg_{id} never arrived");
+    }
+    // Only the deliveries in flight when the server died may arrive twice (their lease ran out).
+    let repeated = seen.values().filter(|n| **n > 1).count();
+    assert!(repeated <= 4, "{repeated} deliveries arrived more than once: {seen:?}");
 }

@@ -181,7 +181,16 @@ pub async fn event_position(
     Ok(row.map(|r| Position { tx_id: r.tx_id, id }))
 }
 
-/// Deletes events created before `before`; returns how many.
+/// Deletes events created before `before` that outbound webhooks have fanned out (the outbox
+/// keeps what it has not read, however old); returns how many.
 pub async fn prune_events(conn: &mut PgConnection, before: DateTime<Utc>) -> sqlx::Result<u64> {
-    Ok(sqlx::query!("DELETE FROM events WHERE created_at < $1", before).execute(conn).await?.rows_affected())
+    Ok(sqlx::query!(
+        r#"DELETE FROM events
+            WHERE created_at < $1
+              AND (tx_id, id) <= (SELECT tx_id, event_id FROM webhook_fanout_cursor)"#,
+        before
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
 }

@@ -21,6 +21,9 @@ const DEMO_USER: &str = "demo";
 const DEMO_AGENT: &str = "8f2c1d7e-5a4b-4c39-9e21-6b0f3a9d4c12";
 
 pub async fn run(mut settings: Settings, args: DevArgs) -> anyhow::Result<()> {
+    // Development receivers live on this machine, usually over plain HTTP.
+    settings.outbound_webhooks.allow_http = true;
+    settings.outbound_webhooks.allow_private_destinations = true;
     let private_cluster = match settings.database.url {
         Some(_) => None,
         None => {

@@ -108,6 +108,7 @@ fn constrain_parameters(document: &mut Value) {
         ("/v1/admin/active-calls", admin::ACTIVE_CALL_PAGE),
         ("/v1/admin/campaigns", admin::CAMPAIGN_PAGE),
         ("/v1/admin/audit-log", admin::AUDIT_PAGE),
+        ("/v1/webhook-endpoints/{id}/deliveries", super::webhook_endpoints::DELIVERY_PAGE),
     ];
     for (path, size) in pages {
         set_parameter(document, path, "get", "limit", page(size));
@@ -173,6 +174,30 @@ fn constrain_parameters(document: &mut Value) {
         "get",
         "group_by",
         groupings(&super::results::ADMIN_GROUPINGS),
+    );
+    let deliveries = "/v1/webhook-endpoints/{id}/deliveries";
+    let delivery_statuses: Vec<&str> =
+        call_service::outbound_webhooks::DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+    set_parameter(
+        document,
+        deliveries,
+        "get",
+        "status",
+        json!({"type": "string", "enum": delivery_statuses}),
+    );
+    set_parameter(
+        document,
+        deliveries,
+        "get",
+        "cursor",
+        json!({"type": "integer", "minimum": 1, "maximum": i64::MAX}),
+    );
+    set_parameter(
+        document,
+        "/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/retry",
+        "post",
+        "delivery_id",
+        json!({"type": "integer", "minimum": 1, "maximum": i64::MAX}),
     );
     // Empty: none (a client may send the header empty).
     let event_id = json!({"type": "string", "pattern": "^([1-9][0-9]{0,17})?$"});
@@ -341,6 +366,37 @@ fn constrain_schemas(document: &mut Value) {
         document,
         &format!("{schemas}/ReleaseRequest/properties/reason"),
         nullable(json!({"type": "string", "pattern": "^[^\\u0000]*$"})),
+    );
+
+    // Outbound webhook endpoints (routes::webhook_endpoints validates them so).
+    let event_types = json!({"type": "array", "minItems": 1, "items": {"type": "string", "enum": call_service::outbound_webhooks::EVENT_TYPES}});
+    let url = json!({"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https?://[^\\u0000@/?#]+([/?#][^\\u0000]*)?$",
+                     "example": "https://crm.example.com/switchboard"});
+    let description = json!({"type": "string", "maxLength": 500, "pattern": "^[^\\u0000]*$"});
+    for request in ["CreateWebhookEndpointRequest", "UpdateWebhookEndpointRequest"] {
+        let properties = format!("{schemas}/{request}/properties");
+        let update = request.starts_with("Update");
+        let maybe = |schema: &Value| if update { nullable(schema.clone()) } else { schema.clone() };
+        set(document, &format!("{properties}/url"), maybe(&url));
+        set(document, &format!("{properties}/events"), maybe(&event_types));
+        set(document, &format!("{properties}/description"), nullable(description.clone()));
+    }
+    set(
+        document,
+        &format!("{schemas}/ReplayRequest/properties/since"),
+        json!({"type": "string", "format": "date-time", "example": "2026-12-01T00:00:00Z"}),
+    );
+    let delivery_statuses: Vec<&str> =
+        call_service::outbound_webhooks::DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+    set(
+        document,
+        &format!("{schemas}/WebhookDelivery/properties/status"),
+        json!({"type": "string", "enum": delivery_statuses}),
+    );
+    set(
+        document,
+        &format!("{schemas}/WebhookEndpoint/properties/disabled_reason"),
+        nullable(json!({"type": "string", "enum": ["user", "gone", "failing"]})),
     );
 
     // Bolna's webhook: an execution names itself and its status (other fields are optional and

@@ -248,7 +248,7 @@ impl Settings {
             (
                 "outbound_webhooks.disable_after_failing_days",
                 outbound.disable_after_failing_days,
-                0.0001,
+                0.00001,
                 365.0,
             ),
             ("outbound_webhooks.retention_days", outbound.retention_days, 0.0005, 3650.0),

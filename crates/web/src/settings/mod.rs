@@ -296,10 +296,10 @@ impl OutboundWebhookSettings {
         Duration::from_secs_f64(self.timeout_seconds)
     }
 
-    /// How long a claimed delivery is held: past any attempt's end, so two instances never send
-    /// one delivery at once.
+    /// How long a claimed delivery is held: past any attempt's end (the timeout bounds the whole
+    /// request), so two instances never send one delivery at once.
     pub fn lease(&self) -> Duration {
-        self.timeout() * 2 + Duration::from_secs(10)
+        self.timeout() + Duration::from_secs(5)
     }
 
     pub fn poll_interval(&self) -> Duration {
