@@ -362,3 +362,66 @@ async fn a_wrong_key_is_refused_on_the_sign_in_form() {
     assert_eq!(error, "That key or token was not accepted.");
     assert!(browser.client.find(Locator::Css("#user-view[hidden]")).await.is_ok(), "nothing else is shown");
 }
+
+#[tokio::test]
+async fn a_user_adds_a_webhook_endpoint_and_sees_retries_and_replays_its_deliveries() {
+    let app = spawn_app_with(|settings| settings.outbound_webhooks.poll_interval_ms = 50, |_| {}).await;
+    let receiver = crate::outbound_webhooks::Receiver::start(Duration::ZERO).await;
+    let user = app.create_user(2, 0).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "user", &user.key).await;
+    browser.fill("#endpoint-url", &receiver.url()).await;
+    browser.click("#endpoint-form button[type=submit]").await;
+    let said = browser.wait_for_text("#endpoint-result", "the secret", |t| t.contains("whsec_")).await;
+    assert!(said.contains("shown once"), "{said}");
+    let row = browser.wait_for_text("#endpoints tbody", "the endpoint", |t| t.contains("/hooks")).await;
+    assert!(
+        row.contains("call.ended") && row.contains("campaign.completed") && row.contains("enabled"),
+        "{row}"
+    );
+
+    // A call's end arrives and is listed with the receiver's answer.
+    let call = app.start_call(&user, "+14155550230", 201).await;
+    let id = call["id"].as_str().unwrap().to_owned();
+    receiver
+        .wait_for(Duration::from_secs(20), "call.ended", |r| {
+            r.iter().any(|r| r.body["type"] == "call.ended" && r.body["data"]["id"] == id.as_str())
+        })
+        .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        browser.click("#deliveries-refresh").await;
+        let listed = browser.text("#deliveries tbody").await;
+        if listed.contains("call.ended") && listed.contains("succeeded") && listed.contains("HTTP 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the delivery was not listed: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A test ping, then a retry of the newest delivery.
+    browser.click("#endpoints tbody button[aria-label^='Send a test']").await;
+    browser.wait_for_text("#endpoint-result", "the ping", |t| t.starts_with("Test ping queued")).await;
+    receiver
+        .wait_for(Duration::from_secs(10), "the ping", |r| r.iter().any(|r| r.body["type"] == "ping"))
+        .await;
+    browser.wait_for_text("#deliveries tbody", "the ping's row", |t| t.contains("ping")).await;
+    let before = receiver.received().len();
+    browser.click("#deliveries tbody tr:first-child button").await;
+    browser.wait_for_text("#deliveries-result", "the retry", |t| t.contains("will be sent again now")).await;
+    receiver.wait_for(Duration::from_secs(10), "the retry", |r| r.len() > before).await;
+
+    // Replay everything since long ago: every delivery again.
+    let listed = receiver.received().len();
+    browser.script("document.querySelector('#replay-since').value = '2000-01-01T00:00'; return null;").await;
+    browser.click("#replay-form button[type=submit]").await;
+    let replayed = browser
+        .wait_for_text("#deliveries-result", "the replay", |t| t.ends_with("will be sent again."))
+        .await;
+    let count: usize = replayed.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(count, 1, "the one call.ended (a ping is never replayed): {replayed}");
+    receiver
+        .wait_for(Duration::from_secs(10), "the replayed deliveries", |r| r.len() >= listed + count)
+        .await;
+    browser.screenshot("console-webhooks.png").await;
+}

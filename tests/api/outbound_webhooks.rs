@@ -20,18 +20,18 @@ const ALL_EVENTS: [&str; 4] = ["call.updated", "call.ended", "campaign.updated",
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     webhook_id: String,
     headers: http::HeaderMap,
     raw: Vec<u8>,
-    body: Value,
+    pub(crate) body: Value,
     at: Instant,
     answered: u16,
 }
 
 /// A receiver: answers every POST with `status` after `delay`, recording each request.
 #[derive(Clone)]
-struct Receiver {
+pub(crate) struct Receiver {
     server: Arc<MockServer>,
     log: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
@@ -61,7 +61,7 @@ impl Respond for Recorder {
 }
 
 impl Receiver {
-    async fn start(delay: Duration) -> Self {
+    pub(crate) async fn start(delay: Duration) -> Self {
         let server = MockServer::start().await;
         let log = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
@@ -72,20 +72,20 @@ impl Receiver {
         Self { server: Arc::new(server), log, status }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/hooks", self.server.uri())
     }
 
-    fn answer(&self, status: u16) {
+    pub(crate) fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.log.lock().unwrap().clone()
     }
 
     /// Waits (up to `limit`) until `done` holds of what was received; returns it.
-    async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         limit: Duration,
         what: &str,
@@ -726,8 +726,7 @@ async fn the_log_shows_attempts_and_a_delivery_can_be_retried_and_events_replaye
             .await;
     assert_eq!(status, 202, "{replayed}");
     assert_eq!(replayed["deliveries"], sent as u64);
-    let received =
-        receiver.wait_for(Duration::from_secs(20), "the replay", |r| r.len() > 2 * sent).await;
+    let received = receiver.wait_for(Duration::from_secs(20), "the replay", |r| r.len() > 2 * sent).await;
     let ids: HashSet<&str> = received.iter().map(|r| r.webhook_id.as_str()).collect();
     assert_eq!(ids.len(), sent, "a replay sends the same webhook-ids");
     let (status, _) =

@@ -25,7 +25,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Only these scenarios, comma-separated (throughput, steady, dispatch, instances, memory,
-    /// large, depth, campaigns, results); the pgbench baseline always runs. For investigating one figure.
+    /// large, depth, campaigns, results, outbound); the pgbench baseline always runs. For investigating one figure.
     #[arg(long)]
     only: Option<String>,
     /// Where the report goes.
@@ -474,6 +474,75 @@ async fn main() -> anyhow::Result<()> {
              while {:.1} MiB of CSV went out.",
             results.export_mib
         ));
+    }
+
+    if wanted("outbound") {
+        use scenarios::outbound;
+        let (deliveries, backlog) = if args.quick { (5_000, 20_000) } else { (20_000, 100_000) };
+        const RATE: u32 = 200;
+        eprintln!("outbound webhooks: {deliveries} deliveries drained, then call starts at {RATE}/s beside a {backlog}-delivery backlog");
+        let receiver = outbound::Receiver::start().await?;
+        let direct = outbound::direct(&receiver, deliveries as u64).await?;
+        let stack = std::sync::Arc::new(
+            environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?,
+        );
+        let pool = sqlx::PgPool::connect(&stack.database_url).await?;
+        let (key, endpoints) = outbound::endpoints(&stack, &receiver.url).await?;
+        outbound::backlog(&pool, &endpoints, deliveries).await?;
+        let window = profile::Window::start(&stack).await;
+        let drained =
+            outbound::drain(&stack, &pool, &key, &endpoints, std::time::Duration::from_secs(900)).await?;
+        profiles
+            .push(window.finish("outbound drain", Some(&stack), Some((deliveries as f64, "delivery"))).await);
+        figures.push(Figure {
+            name: format!(
+                "outbound webhook deliveries/s to a local receiver ({} endpoints, {} in flight, signed ~1.3 KB bodies)",
+                outbound::ENDPOINTS,
+                outbound::IN_FLIGHT
+            ),
+            value: drained,
+            unit: "deliveries/s".into(),
+            baseline: direct,
+            baseline_name: format!("the same bodies posted straight to the receiver, {} in flight", outbound::IN_FLIGHT),
+            ratio: drained / direct,
+            target: ">= 200 deliveries/s (Bolna's 500 calls a minute make about 70 events a second)".into(),
+            met: drained >= 200.0,
+        });
+
+        let keys = std::sync::Arc::new(stack.users(if args.quick { 20 } else { 50 }, 200).await?);
+        let mut quiet =
+            scenarios::steady_rate::switchboard(stack.clone(), keys.clone(), RATE, seconds.into()).await?;
+        for id in &endpoints {
+            outbound::set_disabled(&stack, &key, id, true).await?;
+        }
+        outbound::backlog(&pool, &endpoints, backlog).await?;
+        for id in &endpoints {
+            outbound::set_disabled(&stack, &key, id, false).await?;
+        }
+        let mut busy = scenarios::steady_rate::switchboard(stack.clone(), keys, RATE, seconds.into()).await?;
+        let left = outbound::unfinished(&pool).await?;
+        let (value, baseline) = (percentile(&mut busy, 50.0), percentile(&mut quiet, 50.0));
+        figures.push(Figure {
+            name: format!(
+                "call start latency at a steady {RATE}/s while a {backlog}-delivery backlog drains, p50"
+            ),
+            value,
+            unit: "ms".into(),
+            baseline,
+            baseline_name: format!(
+                "the same, no deliveries waiting, p50 ({left} deliveries still waiting at the end)"
+            ),
+            ratio: value / baseline,
+            target: "< 1.5 x baseline".into(),
+            met: value / baseline < 1.5 && left > 0,
+        });
+        notes.push(format!(
+            "Outbound webhooks: the backlog is written straight into the tables to disabled endpoints, which \
+             are then enabled; each delivery is a claim (SKIP LOCKED, batched), a signed POST and one \
+             transaction recording the attempt. {left} of the {backlog} deliveries were still waiting \
+             when the busy call-start window ended."
+        ));
+        drop(pool);
     }
 
     let report =

@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod dispatch_latency;
 pub mod large_tables;
 pub mod memory;
+pub mod outbound;
 pub mod queue_depth;
 pub mod results;
 pub mod steady_rate;

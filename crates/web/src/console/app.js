@@ -81,7 +81,7 @@ let gaugeTimer = null;
 async function startUserView() {
   $('#user-view').hidden = false;
   $('#live').hidden = false;
-  await Promise.all([loadCalls(), loadGauges(), loadMyCampaigns(), loadUsage()]);
+  await Promise.all([loadCalls(), loadGauges(), loadMyCampaigns(), loadUsage(), loadEndpoints()]);
   connectEvents();
 }
 
@@ -442,6 +442,103 @@ async function loadCampaigns() {
   }));
 }
 
+// ---------------------------------------------------------------- webhook endpoints
+
+let openEndpoint = null;
+
+async function loadEndpoints() {
+  const list = await api('GET', '/v1/webhook-endpoints');
+  $('#endpoints tbody').replaceChildren(...list.data.map((endpoint) => {
+    const state = endpoint.disabled ? `disabled (${endpoint.disabled_reason})` : 'enabled';
+    const show = el('button', { type: 'button', class: 'secondary', text: 'Deliveries',
+      'aria-label': `Deliveries to ${endpoint.url}`, onclick: () => showDeliveries(endpoint.id).catch(() => {}) });
+    const ping = el('button', { type: 'button', class: 'secondary', text: 'Send test',
+      'aria-label': `Send a test ping to ${endpoint.url}`, onclick: () => sendPing(endpoint.id) });
+    const toggle = el('button', { type: 'button', class: 'secondary', text: endpoint.disabled ? 'Enable' : 'Disable',
+      onclick: () => setEndpointDisabled(endpoint.id, !endpoint.disabled) });
+    return el('tr', { dataset: { endpointId: endpoint.id } },
+      el('td', { class: 'mono', text: endpoint.url }),
+      el('td', { text: endpoint.events.join(', ') }),
+      el('td', { class: 'status', text: state }),
+      el('td', {}, show, ' ', ping, ' ', toggle));
+  }));
+}
+
+async function addEndpoint(form) {
+  const data = new FormData(form);
+  try {
+    const created = await api('POST', '/v1/webhook-endpoints', { url: data.get('url').trim(), events: data.getAll('events') });
+    say('#endpoint-result', `Added. Its signing secret, shown once: ${created.secret}`);
+    form.querySelector('#endpoint-url').value = '';
+    await loadEndpoints();
+    await showDeliveries(created.endpoint.id);
+  } catch (problem) {
+    say('#endpoint-result', `Not added: ${problem.describe ? problem.describe() : problem}`, false);
+  }
+}
+
+async function setEndpointDisabled(id, disabled) {
+  try {
+    await api('PATCH', `/v1/webhook-endpoints/${id}`, { disabled });
+    await loadEndpoints();
+  } catch (problem) {
+    say('#endpoint-result', String(problem.message), false);
+  }
+}
+
+async function sendPing(id) {
+  try {
+    const delivery = await api('POST', `/v1/webhook-endpoints/${id}/test`);
+    say('#endpoint-result', `Test ping queued as ${delivery.webhook_id}.`);
+    setTimeout(() => showDeliveries(id).catch(() => {}), 800);
+  } catch (problem) {
+    say('#endpoint-result', String(problem.message), false);
+  }
+}
+
+async function showDeliveries(id) {
+  openEndpoint = id;
+  const page = await api('GET', `/v1/webhook-endpoints/${id}/deliveries?limit=20`);
+  $('#deliveries-page').hidden = false;
+  $('#deliveries-title').textContent = 'Deliveries';
+  $('#deliveries tbody').replaceChildren(...page.data.map((delivery) => {
+    const last = delivery.attempt_log[0];
+    const answer = !last ? '—' : last.status_code !== null ? `HTTP ${last.status_code}` : (last.error || '—');
+    const retry = el('button', { type: 'button', class: 'secondary', text: 'Retry',
+      'aria-label': `Retry ${delivery.webhook_id}`, onclick: () => retryDelivery(id, delivery.id) });
+    return el('tr', { dataset: { deliveryId: String(delivery.id) } },
+      el('td', { class: 'mono', text: delivery.webhook_id }),
+      el('td', { text: delivery.event_type }),
+      el('td', { class: 'status', dataset: { status: delivery.status }, text: delivery.status }),
+      el('td', { text: String(delivery.attempts) }),
+      el('td', { title: last && last.response_excerpt ? last.response_excerpt : '', text: answer }),
+      el('td', { text: last ? `${last.latency_ms} ms` : '—' }),
+      el('td', {}, delivery.status === 'sending' ? '' : retry));
+  }));
+}
+
+async function retryDelivery(endpoint, delivery) {
+  try {
+    const armed = await api('POST', `/v1/webhook-endpoints/${endpoint}/deliveries/${delivery}/retry`);
+    say('#deliveries-result', `${armed.webhook_id} will be sent again now.`);
+    setTimeout(() => showDeliveries(endpoint).catch(() => {}), 800);
+  } catch (problem) {
+    say('#deliveries-result', String(problem.message), false);
+  }
+}
+
+async function replay(form) {
+  if (!openEndpoint) return;
+  const since = new Date(new FormData(form).get('since'));
+  try {
+    const replayed = await api('POST', `/v1/webhook-endpoints/${openEndpoint}/replay`, { since: since.toISOString() });
+    say('#deliveries-result', `${replayed.deliveries} ${replayed.deliveries === 1 ? 'delivery' : 'deliveries'} will be sent again.`);
+    setTimeout(() => showDeliveries(openEndpoint).catch(() => {}), 800);
+  } catch (problem) {
+    say('#deliveries-result', `Not replayed: ${problem.describe ? problem.describe() : problem}`, false);
+  }
+}
+
 // ---------------------------------------------------------------- wiring
 
 function wire() {
@@ -460,6 +557,9 @@ function wire() {
   $('#campaign-refresh').addEventListener('click', () => { if (openCampaign) showCampaign(openCampaign).catch(() => {}); loadUsage().catch(() => {}); });
   $('#campaign-download').addEventListener('click', () => downloadResults().catch((problem) => say('#campaign-result', String(problem.message), false)));
   $('#create-user-form').addEventListener('submit', (event) => { event.preventDefault(); createUser(event.target); });
+  $('#endpoint-form').addEventListener('submit', (event) => { event.preventDefault(); addEndpoint(event.target); });
+  $('#replay-form').addEventListener('submit', (event) => { event.preventDefault(); replay(event.target); });
+  $('#deliveries-refresh').addEventListener('click', () => { if (openEndpoint) showDeliveries(openEndpoint).catch(() => {}); });
   const saved = sessionStorage.getItem('switchboard');
   if (saved) {
     const { role, secret } = JSON.parse(saved);
