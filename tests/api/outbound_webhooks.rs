@@ -809,3 +809,102 @@ async fn an_endpoint_failing_every_attempt_for_the_configured_time_is_disabled_a
     assert_eq!(diagnostics["webhook_endpoints_disabled_by_failures"], 1, "{diagnostics}");
     assert!(diagnostics["outbound_webhook_backlog"].as_i64().unwrap() >= 1, "the ping waits: {diagnostics}");
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_old_messages_are_pruned_with_their_deliveries() {
+    let app = spawn_app_with(quick, |_| {}).await;
+    let target = Receiver::start(Duration::ZERO).await;
+    let redirecting = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", target.url().as_str()))
+        .mount(&redirecting)
+        .await;
+    let user = app.create_user(1, 0).await;
+    let (endpoint, _) =
+        create_endpoint(&app, &user, &format!("{}/hook", redirecting.uri()), &["call.ended"]).await;
+    let path = format!("/v1/webhook-endpoints/{endpoint}");
+    let (_, ping) = call_api(&app, &user, "POST", &format!("{path}/test"), None).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let attempt = loop {
+        let (_, log) = call_api(&app, &user, "GET", &format!("{path}/deliveries"), None).await;
+        if let Some(attempt) = log["data"][0]["attempt_log"].as_array().and_then(|a| a.first()).cloned() {
+            break attempt;
+        }
+        assert!(Instant::now() < deadline, "no attempt: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(attempt["status_code"], 307, "{attempt}");
+    assert!(attempt["error"].as_str().unwrap().contains("307"), "{attempt}");
+    assert!(target.received().is_empty(), "the redirect was not followed");
+
+    // Retention: messages before the cut go, with their deliveries and attempts.
+    let mut conn = app.pool.acquire().await.unwrap();
+    let pruned = call_service::outbound_webhooks::prune_webhook_messages(
+        &mut conn,
+        chrono::Utc::now() + chrono::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pruned, 1, "the ping's message");
+    let (_, log) = call_api(&app, &user, "GET", &format!("{path}/deliveries"), None).await;
+    assert!(log["data"].as_array().unwrap().is_empty(), "{log}");
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_delivery_attempts")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 0);
+    assert!(ping["id"].is_i64());
+}
+
+#[tokio::test]
+async fn the_example_receiver_in_docs_verifies_and_prints_a_delivery() {
+    let app = spawn_app_with(quick, |_| {}).await;
+    let user = app.create_user(1, 0).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/");
+    // Create the endpoint first: the receiver needs its secret.
+    let (endpoint, secret) = create_endpoint(&app, &user, &url, &["call.ended"]).await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/webhook-receiver.py");
+    let mut receiver = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .env("SWITCHBOARD_WEBHOOK_SECRET", &secret)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs the example receiver");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "the example receiver did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let call = app.start_call(&user, "+14155550240", 201).await;
+    let id = call["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/webhook-endpoints/{endpoint}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, log) =
+            call_api(&app, &user, "GET", &format!("{path}/deliveries?status=succeeded"), None).await;
+        if !log["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the example receiver never answered 2xx");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A delivery signed with another secret is refused.
+    let forged = app
+        .client
+        .post(&url)
+        .header("webhook-id", "msg_forged")
+        .header("webhook-timestamp", chrono::Utc::now().timestamp().to_string())
+        .header("webhook-signature", "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    receiver.start_kill().unwrap();
+    let output = receiver.wait_with_output().await.unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains(&format!("1 call.ended {id} completed")), "{printed}");
+}
