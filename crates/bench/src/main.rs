@@ -494,6 +494,11 @@ async fn main() -> anyhow::Result<()> {
             outbound::drain(&stack, &pool, &key, &endpoints, std::time::Duration::from_secs(900)).await?;
         profiles
             .push(window.finish("outbound drain", Some(&stack), Some((deliveries as f64, "delivery"))).await);
+        let arrived = receiver.received.load(std::sync::atomic::Ordering::Relaxed);
+        anyhow::ensure!(
+            arrived >= 2 * deliveries as u64,
+            "the receiver got {arrived} requests, fewer than were sent"
+        );
         figures.push(Figure {
             name: format!(
                 "outbound webhook deliveries/s to a local receiver ({} endpoints, {} in flight, signed ~1.3 KB bodies)",
