@@ -47,12 +47,13 @@ pub struct EndpointChange {
     pub disabled: Option<bool>,
 }
 
-/// What the fan-out needs of an enabled endpoint.
+/// What the fan-out needs of an endpoint.
 #[derive(Debug, Clone)]
 pub struct EndpointTarget {
     pub id: Uuid,
     pub user_id: UserId,
     pub events: Vec<String>,
+    pub disabled: bool,
 }
 
 macro_rules! select_endpoint {
@@ -183,15 +184,15 @@ pub async fn rotate_endpoint_secret(
     get_endpoint(conn, user, id).await
 }
 
-/// The enabled endpoints of `users` (the fan-out's targets).
+/// The endpoints of `users`, disabled ones included (the fan-out's targets).
 pub async fn endpoints_of_users(
     conn: &mut PgConnection,
     users: &[Uuid],
 ) -> sqlx::Result<Vec<EndpointTarget>> {
     sqlx::query_as!(
         EndpointTarget,
-        r#"SELECT id, user_id AS "user_id: UserId", events FROM webhook_endpoints
-           WHERE user_id = ANY($1) AND NOT disabled ORDER BY created_at, id"#,
+        r#"SELECT id, user_id AS "user_id: UserId", events, disabled FROM webhook_endpoints
+           WHERE user_id = ANY($1) ORDER BY created_at, id"#,
         users,
     )
     .fetch_all(conn)

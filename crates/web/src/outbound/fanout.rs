@@ -1,7 +1,9 @@
 //! The fan-out: follows the `events` outbox from its durable cursor and turns each event that one
-//! of its user's enabled endpoints subscribes to into a message (the body every endpoint is sent,
-//! with the user's next sequence number) and one delivery per such endpoint. The cursor's row lock
-//! lets one instance do it at a time; the messages and the cursor's move commit together.
+//! of its user's endpoints subscribes to into a message (the body every endpoint is sent, with the
+//! user's next sequence number) and one delivery per such endpoint that is enabled. A disabled
+//! endpoint gets no delivery, but the message is kept: a replay after it is enabled again sends
+//! what it missed. The cursor's row lock lets one instance do it at a time; the messages and the
+//! cursor's move commit together.
 
 use std::collections::HashMap;
 
@@ -70,14 +72,16 @@ async fn fan_out_batch(state: &AppState) -> anyhow::Result<bool> {
     users.sort_unstable();
     users.dedup();
     let endpoints = endpoints_of_users(&mut tx, &users).await?;
-    let targets = |row: &EventRow| -> Vec<Uuid> {
+    let subscribed = |row: &EventRow| {
         endpoints
             .iter()
             .filter(|e| e.user_id == row.user_id && e.events.iter().any(|kind| kind == row.kind.as_str()))
-            .map(|e| e.id)
-            .collect()
+            .collect::<Vec<_>>()
     };
-    let mut wanted: Vec<EventRow> = rows.into_iter().filter(|row| !targets(row).is_empty()).collect();
+    let targets = |row: &EventRow| -> Vec<Uuid> {
+        subscribed(row).into_iter().filter(|e| !e.disabled).map(|e| e.id).collect()
+    };
+    let mut wanted: Vec<EventRow> = rows.into_iter().filter(|row| !subscribed(row).is_empty()).collect();
     if !wanted.is_empty() {
         let subjects = render_subjects(state, &mut wanted).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let rendered: Vec<(&EventRow, String)> =
