@@ -109,6 +109,9 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX idx_webhook_deliveries_due ON webhook_deliveries (endpoint_id, next_attempt_at, id)
     WHERE status IN ('pending', 'sending');
+-- What is in flight per endpoint (the claim's cap), without reading the backlog.
+CREATE INDEX idx_webhook_deliveries_sending ON webhook_deliveries (endpoint_id, next_attempt_at)
+    WHERE status = 'sending';
 CREATE INDEX idx_webhook_deliveries_log ON webhook_deliveries (endpoint_id, id);
 CREATE INDEX idx_webhook_deliveries_message ON webhook_deliveries (message_id);
 

@@ -132,70 +132,124 @@ pub async fn claim_due_deliveries(
     .await
 }
 
-/// Records an attempt and moves the delivery on, if this instance still holds its claim (a claim
-/// whose lease ran out may have been taken again: that attempt's record is kept, its state change
-/// is not). Then updates the endpoint's health; returns the reason when this attempt disabled it.
-pub async fn record_attempt(
+/// An attempt made, to record.
+#[derive(Debug, Clone)]
+pub struct FinishedAttempt {
+    pub delivery: ClaimedDelivery,
+    pub outcome: AttemptOutcome,
+    pub verdict: EndpointVerdict,
+}
+
+/// An endpoint an attempt disabled, and why (`gone` or `failing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisabledEndpoint {
+    pub endpoint_id: Uuid,
+    pub url: String,
+    pub reason: &'static str,
+}
+
+/// Records attempts (a batch; one is the single case): each attempt's row, and each delivery's
+/// next state if this instance still holds its claim (a claim whose lease ran out may have been
+/// taken again: that attempt's row is kept, its state change is not). Then the endpoints' health:
+/// returns the endpoints these attempts disabled.
+pub async fn record_attempts(
     conn: &mut PgConnection,
-    delivery: &ClaimedDelivery,
-    outcome: &AttemptOutcome,
-    verdict: EndpointVerdict,
-) -> sqlx::Result<Option<&'static str>> {
+    finished: &[FinishedAttempt],
+) -> sqlx::Result<Vec<DisabledEndpoint>> {
+    if finished.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&FinishedAttempt) -> i64| finished.iter().map(f).collect::<Vec<i64>>();
+    let ids = column(|f| f.delivery.id);
+    let attempts: Vec<i32> = finished.iter().map(|f| f.delivery.attempt).collect();
+    let states: Vec<&str> = finished.iter().map(|f| f.outcome.next.as_str()).collect();
+    let next_at: Vec<DateTime<Utc>> = finished.iter().map(|f| f.outcome.next_attempt_at).collect();
+    let started: Vec<DateTime<Utc>> = finished.iter().map(|f| f.outcome.started_at).collect();
+    let codes: Vec<Option<i32>> = finished.iter().map(|f| f.outcome.status_code).collect();
+    let latencies: Vec<i32> = finished.iter().map(|f| f.outcome.latency_ms).collect();
+    let errors: Vec<Option<String>> = finished.iter().map(|f| f.outcome.error.clone()).collect();
+    let excerpts: Vec<Option<String>> = finished.iter().map(|f| f.outcome.response_excerpt.clone()).collect();
     sqlx::query!(
-        r#"WITH moved AS (
-               UPDATE webhook_deliveries SET status = $3, next_attempt_at = $4
-                WHERE id = $1 AND attempts = $2 AND status = 'sending' RETURNING id)
+        r#"WITH input AS (
+               SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+                                    $6::int4[], $7::int4[], $8::text[], $9::text[])
+                      AS i (id, attempt, status, next_attempt_at, started_at, status_code, latency_ms, error, excerpt)),
+           moved AS (
+               UPDATE webhook_deliveries d SET status = i.status, next_attempt_at = i.next_attempt_at
+                 FROM input i
+                WHERE d.id = i.id AND d.attempts = i.attempt AND d.status = 'sending')
            INSERT INTO webhook_delivery_attempts
                   (delivery_id, attempt, started_at, status_code, latency_ms, error, response_excerpt)
-           SELECT $1, $2, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1)
+           SELECT i.id, i.attempt, i.started_at, i.status_code, i.latency_ms, i.error, i.excerpt FROM input i
+            WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = i.id)
            ON CONFLICT DO NOTHING"#,
-        delivery.id,
-        delivery.attempt,
-        outcome.next.as_str(),
-        outcome.next_attempt_at,
-        outcome.started_at,
-        outcome.status_code,
-        outcome.latency_ms,
-        outcome.error,
-        outcome.response_excerpt,
+        &ids,
+        &attempts,
+        &states as &[&str],
+        &next_at,
+        &started,
+        &codes as &[Option<i32>],
+        &latencies,
+        &errors as &[Option<String>],
+        &excerpts as &[Option<String>],
     )
     .execute(&mut *conn)
     .await?;
-    let disabled = match verdict {
-        EndpointVerdict::Healthy => {
-            sqlx::query!(
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                delivery.endpoint_id
+
+    let mut healthy: Vec<Uuid> = finished
+        .iter()
+        .filter(|f| f.verdict == EndpointVerdict::Healthy)
+        .map(|f| f.delivery.endpoint_id)
+        .collect();
+    healthy.sort_unstable();
+    healthy.dedup();
+    if !healthy.is_empty() {
+        sqlx::query!(
+            "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($1) AND failing_since IS NOT NULL",
+            &healthy
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    // Failures are rare next to successes: one statement each.
+    let mut disabled = Vec::new();
+    for failed in finished.iter().filter(|f| f.verdict != EndpointVerdict::Healthy) {
+        let endpoint = failed.delivery.endpoint_id;
+        let reason = match failed.verdict {
+            EndpointVerdict::Healthy => None,
+            EndpointVerdict::Gone => sqlx::query_scalar!(
+                r#"UPDATE webhook_endpoints SET disabled = true, disabled_reason = 'gone'
+                    WHERE id = $1 AND NOT disabled RETURNING 'gone' AS "reason!""#,
+                endpoint
             )
-            .execute(&mut *conn)
-            .await?;
-            None
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|_| "gone"),
+            EndpointVerdict::Failing { disable_after } => sqlx::query_scalar!(
+                r#"UPDATE webhook_endpoints
+                      SET failing_since = coalesce(failing_since, $2),
+                          disabled = coalesce(failing_since, $2) <= now() - make_interval(secs => $3),
+                          disabled_reason = CASE WHEN coalesce(failing_since, $2) <= now() - make_interval(secs => $3)
+                                                 THEN 'failing' END
+                    WHERE id = $1 AND NOT disabled
+                RETURNING disabled"#,
+                endpoint,
+                failed.outcome.started_at,
+                disable_after.as_secs_f64(),
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+            .filter(|disabled| *disabled)
+            .map(|_| "failing"),
+        };
+        if let Some(reason) = reason {
+            disabled.push(DisabledEndpoint {
+                endpoint_id: endpoint,
+                url: failed.delivery.url.clone(),
+                reason,
+            });
         }
-        EndpointVerdict::Gone => sqlx::query_scalar!(
-            r#"UPDATE webhook_endpoints SET disabled = true, disabled_reason = 'gone'
-                WHERE id = $1 AND NOT disabled RETURNING 'gone' AS "reason!""#,
-            delivery.endpoint_id
-        )
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|_| "gone"),
-        EndpointVerdict::Failing { disable_after } => sqlx::query_scalar!(
-            r#"UPDATE webhook_endpoints
-                  SET failing_since = coalesce(failing_since, $2),
-                      disabled = coalesce(failing_since, $2) <= now() - make_interval(secs => $3),
-                      disabled_reason = CASE WHEN coalesce(failing_since, $2) <= now() - make_interval(secs => $3)
-                                             THEN 'failing' END
-                WHERE id = $1 AND NOT disabled
-            RETURNING disabled"#,
-            delivery.endpoint_id,
-            outcome.started_at,
-            disable_after.as_secs_f64(),
-        )
-        .fetch_optional(&mut *conn)
-        .await?
-        .filter(|disabled| *disabled)
-        .map(|_| "failing"),
-    };
+    }
     Ok(disabled)
 }
 

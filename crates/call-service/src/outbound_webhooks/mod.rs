@@ -8,9 +8,9 @@ mod endpoints;
 mod fanout;
 
 pub use deliveries::{
-    claim_due_deliveries, delivery_log, delivery_stats, prune_webhook_messages, record_attempt, replay_since,
-    retry_delivery, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryRecord, DeliveryStats,
-    DeliveryStatus, EndpointVerdict, RetryOutcome,
+    claim_due_deliveries, delivery_log, delivery_stats, prune_webhook_messages, record_attempts,
+    replay_since, retry_delivery, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryRecord,
+    DeliveryStats, DeliveryStatus, DisabledEndpoint, EndpointVerdict, FinishedAttempt, RetryOutcome,
 };
 pub use endpoints::{
     create_endpoint, delete_endpoint, endpoints_of_users, get_endpoint, list_endpoints,

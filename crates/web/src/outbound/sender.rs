@@ -1,20 +1,22 @@
 //! The sender: claims due deliveries (at most `max_in_flight` on this instance, at most
-//! `max_in_flight_per_endpoint` per endpoint), sends each on its own task, and records the
-//! attempt. A hanging endpoint ties up only its own share; the rest go on.
+//! `max_in_flight_per_endpoint` per endpoint), sends each on its own task, and hands the outcome to
+//! the recorder, which writes the attempts that finished meanwhile in one transaction (group
+//! commit; one attempt is a batch of one). A delivery's permit is given back once its attempt is
+//! recorded. A hanging endpoint ties up only its own share; the rest go on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use call_service::audit::record_audit;
 use call_service::outbound_webhooks::{
-    claim_due_deliveries, delivery_stats, prune_webhook_messages, record_attempt, AttemptOutcome,
-    ClaimedDelivery, DeliveryStatus, EndpointVerdict,
+    claim_due_deliveries, delivery_stats, prune_webhook_messages, record_attempts, AttemptOutcome,
+    ClaimedDelivery, DeliveryStatus, EndpointVerdict, FinishedAttempt,
 };
 use call_service::CancellationToken;
 use chrono::Utc;
 use rand::Rng;
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::destination::check_literal;
 use super::signature::sign;
@@ -26,12 +28,23 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const EXCERPT_BYTES: usize = 1024;
 /// How often the backlog gauges are refreshed and old messages pruned.
 const UPKEEP_EVERY: Duration = Duration::from_secs(10);
+/// After an attempt is recorded, how long to let others finish before claiming again: one claim
+/// for several freed places instead of one each.
+const CLAIM_GATHER: Duration = Duration::from_millis(5);
+/// Most attempts one recording transaction carries.
+const RECORD_BATCH: usize = 256;
 
-/// Runs until `shutdown`; deliveries in flight then finish within the attempt timeout.
+/// An attempt made, waiting to be recorded, with the permit it holds until then.
+type Finished = (FinishedAttempt, OwnedSemaphorePermit);
+
+/// Runs until `shutdown`; deliveries in flight then finish within the attempt timeout and are
+/// recorded.
 pub async fn run_sender(state: AppState, shutdown: CancellationToken) {
     let settings = state.settings.outbound_webhooks.clone();
     let permits = Arc::new(Semaphore::new(settings.max_in_flight as usize));
-    let finished = Arc::new(tokio::sync::Notify::new());
+    let recorded = Arc::new(Notify::new());
+    let (finished, to_record) = mpsc::unbounded_channel::<Finished>();
+    let recorder = tokio::spawn(run_recorder(state.clone(), to_record, recorded.clone()));
     let mut poll = tokio::time::interval(settings.poll_interval());
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_upkeep = Instant::now() - UPKEEP_EVERY;
@@ -39,7 +52,7 @@ pub async fn run_sender(state: AppState, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = poll.tick() => {}
-            () = finished.notified() => {}
+            () = recorded.notified() => tokio::time::sleep(CLAIM_GATHER).await,
         }
         if last_upkeep.elapsed() >= UPKEEP_EVERY {
             last_upkeep = Instant::now();
@@ -60,12 +73,11 @@ pub async fn run_sender(state: AppState, shutdown: CancellationToken) {
             let full = claimed.len() == free;
             for delivery in claimed {
                 let Ok(permit) = permits.clone().try_acquire_owned() else { break };
-                let state = state.clone();
-                let finished = finished.clone();
+                let (state, finished) = (state.clone(), finished.clone());
                 tokio::spawn(async move {
-                    attempt(&state, delivery).await;
-                    drop(permit);
-                    finished.notify_one();
+                    let attempt = attempt(&state, delivery).await;
+                    // The recorder stops only after every sender is gone: this cannot fail.
+                    let _ = finished.send((attempt, permit));
                 });
             }
             if !full {
@@ -73,10 +85,34 @@ pub async fn run_sender(state: AppState, shutdown: CancellationToken) {
             }
         }
     }
-    // Let attempts in flight finish (their claims would otherwise wait out the lease).
-    let all = settings.max_in_flight;
-    let _ =
-        tokio::time::timeout(settings.timeout() + Duration::from_secs(1), permits.acquire_many(all)).await;
+    // Attempts in flight finish and are recorded (their claims would otherwise wait out the lease).
+    drop(finished);
+    let _ = tokio::time::timeout(settings.timeout() + Duration::from_secs(2), recorder).await;
+}
+
+/// Writes finished attempts, as many as have finished at once, then gives their permits back.
+async fn run_recorder(
+    state: AppState,
+    mut to_record: mpsc::UnboundedReceiver<Finished>,
+    recorded: Arc<Notify>,
+) {
+    while let Some(first) = to_record.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match to_record.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (attempts, permits): (Vec<FinishedAttempt>, Vec<OwnedSemaphorePermit>) =
+            batch.into_iter().unzip();
+        if let Err(error) = record(&state, &attempts).await {
+            // Their claims' leases run out and they are sent again: at least once.
+            tracing::warn!(error = %error, attempts = attempts.len(), "outbound webhooks: recording attempts failed");
+        }
+        drop(permits);
+        recorded.notify_one();
+    }
 }
 
 async fn claim(state: &AppState, free: i64) -> sqlx::Result<Vec<ClaimedDelivery>> {
@@ -86,8 +122,8 @@ async fn claim(state: &AppState, free: i64) -> sqlx::Result<Vec<ClaimedDelivery>
         .await
 }
 
-/// Sends one delivery and records how it went.
-async fn attempt(state: &AppState, delivery: ClaimedDelivery) {
+/// Sends one delivery; says how it went.
+async fn attempt(state: &AppState, delivery: ClaimedDelivery) -> FinishedAttempt {
     let settings = &state.settings.outbound_webhooks;
     let started_at = Utc::now();
     let clock = Instant::now();
@@ -127,24 +163,17 @@ async fn attempt(state: &AppState, delivery: ClaimedDelivery) {
         next_attempt_at,
     };
     state.outbound.metrics.attempts.with_label_values(&[outcome]).inc();
-    if let Err(error) = record(state, &delivery, &recorded, verdict).await {
-        // The claim's lease runs out and the delivery is sent again: at least once.
-        tracing::warn!(error = %error, delivery = delivery.id, "outbound webhooks: recording an attempt failed");
-    }
+    FinishedAttempt { delivery, outcome: recorded, verdict }
 }
 
-async fn record(
-    state: &AppState,
-    delivery: &ClaimedDelivery,
-    outcome: &AttemptOutcome,
-    verdict: EndpointVerdict,
-) -> sqlx::Result<()> {
+async fn record(state: &AppState, attempts: &[FinishedAttempt]) -> sqlx::Result<()> {
     let mut tx = state.pool.begin().await?;
-    if let Some(reason) = record_attempt(&mut tx, delivery, outcome, verdict).await? {
-        let details = json!({"endpoint_id": delivery.endpoint_id, "reason": reason, "url": delivery.url});
+    for disabled in record_attempts(&mut tx, attempts).await? {
+        let details =
+            json!({"endpoint_id": disabled.endpoint_id, "reason": disabled.reason, "url": disabled.url});
         record_audit(&mut tx, "outbound_webhooks", "webhook_endpoint_disabled", None, details).await?;
-        state.outbound.metrics.endpoints_disabled.with_label_values(&[reason]).inc();
-        tracing::warn!(endpoint = %delivery.endpoint_id, reason, "outbound webhooks: endpoint disabled");
+        state.outbound.metrics.endpoints_disabled.with_label_values(&[disabled.reason]).inc();
+        tracing::warn!(endpoint = %disabled.endpoint_id, reason = disabled.reason, "outbound webhooks: endpoint disabled");
     }
     tx.commit().await
 }
