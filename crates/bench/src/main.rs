@@ -483,9 +483,19 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("outbound webhooks: {deliveries} deliveries drained, then call starts at {RATE}/s beside a {backlog}-delivery backlog");
         let receiver = outbound::Receiver::start().await?;
         let direct = outbound::direct(&receiver, deliveries as u64).await?;
-        let stack = std::sync::Arc::new(
-            environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?,
-        );
+        // Capacity: the sender unpaced (outbound_webhooks.max_deliveries_per_second = 0).
+        let unpaced =
+            vec![("SWITCHBOARD__OUTBOUND_WEBHOOKS__MAX_DELIVERIES_PER_SECOND".to_owned(), "0".to_owned())];
+        let (stack, _) = environment::Stack::start_with(
+            &admin_url,
+            100_000,
+            false,
+            1,
+            |sim| sim.hold_calls = true,
+            unpaced,
+        )
+        .await?;
+        let stack = std::sync::Arc::new(stack);
         let pool = sqlx::PgPool::connect(&stack.database_url).await?;
         let (key, endpoints) = outbound::endpoints(&stack, &receiver.url).await?;
         outbound::backlog(&pool, &endpoints, deliveries).await?;
@@ -514,22 +524,37 @@ async fn main() -> anyhow::Result<()> {
             met: drained >= 200.0,
         });
 
+        drop(pool);
+        drop(stack);
+
+        // Call starts beside a draining backlog, the sender at its default pace.
+        let stack = std::sync::Arc::new(
+            environment::Stack::start(&admin_url, 100_000, false, |sim| sim.hold_calls = true).await?,
+        );
+        let pool = sqlx::PgPool::connect(&stack.database_url).await?;
+        let (key, endpoints) = outbound::endpoints(&stack, &receiver.url).await?;
         let keys = std::sync::Arc::new(stack.users(if args.quick { 20 } else { 50 }, 200).await?);
+        let window = profile::Window::start(&stack).await;
         let mut quiet =
             scenarios::steady_rate::switchboard(stack.clone(), keys.clone(), RATE, seconds.into()).await?;
-        for id in &endpoints {
-            outbound::set_disabled(&stack, &key, id, true).await?;
-        }
+        let done = quiet.len() as f64;
+        profiles
+            .push(window.finish("steady 200/s, no backlog", Some(&stack), Some((done, "call start"))).await);
         outbound::backlog(&pool, &endpoints, backlog).await?;
         for id in &endpoints {
             outbound::set_disabled(&stack, &key, id, false).await?;
         }
+        let window = profile::Window::start(&stack).await;
         let mut busy = scenarios::steady_rate::switchboard(stack.clone(), keys, RATE, seconds.into()).await?;
+        let done = busy.len() as f64;
+        profiles.push(
+            window.finish("steady 200/s, backlog draining", Some(&stack), Some((done, "call start"))).await,
+        );
         let left = outbound::unfinished(&pool).await?;
         let (value, baseline) = (percentile(&mut busy, 50.0), percentile(&mut quiet, 50.0));
         figures.push(Figure {
             name: format!(
-                "call start latency at a steady {RATE}/s while a {backlog}-delivery backlog drains, p50"
+                "call start latency at a steady {RATE}/s while a {backlog}-delivery backlog drains (the sender at its default pace, 250/s), p50"
             ),
             value,
             unit: "ms".into(),
@@ -544,8 +569,9 @@ async fn main() -> anyhow::Result<()> {
         notes.push(format!(
             "Outbound webhooks: the backlog is written straight into the tables to disabled endpoints, which \
              are then enabled; each delivery is a claim (SKIP LOCKED, batched), a signed POST and one \
-             transaction recording the attempt. {left} of the {backlog} deliveries were still waiting \
-             when the busy call-start window ended."
+             transaction recording the attempts that finished together. The capacity figure runs the sender \
+             unpaced (max_deliveries_per_second = 0); the call-start figure at the default pace. {left} of the \
+             {backlog} deliveries were still waiting when the busy call-start window ended."
         ));
         drop(pool);
     }

@@ -31,6 +31,8 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(10);
 /// After an attempt is recorded, how long to let others finish before claiming again: one claim
 /// for several freed places instead of one each.
 const CLAIM_GATHER: Duration = Duration::from_millis(5);
+/// Free places that make a claim worth it between polls.
+const CLAIM_AT_LEAST: usize = 8;
 /// Most attempts one recording transaction carries.
 const RECORD_BATCH: usize = 256;
 
@@ -48,19 +50,25 @@ pub async fn run_sender(state: AppState, shutdown: CancellationToken) {
     let mut poll = tokio::time::interval(settings.poll_interval());
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_upkeep = Instant::now() - UPKEEP_EVERY;
+    let mut pace = Pace::new(settings.max_deliveries_per_second, settings.poll_interval());
     loop {
-        tokio::select! {
+        // On the poll's tick any free place is worth a claim; after attempts are recorded, only
+        // enough of them (a paced sender would otherwise claim one delivery at a time).
+        let least = tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = poll.tick() => {}
-            () = recorded.notified() => tokio::time::sleep(CLAIM_GATHER).await,
-        }
+            _ = poll.tick() => 1,
+            () = recorded.notified() => {
+                tokio::time::sleep(CLAIM_GATHER).await;
+                CLAIM_AT_LEAST
+            }
+        };
         if last_upkeep.elapsed() >= UPKEEP_EVERY {
             last_upkeep = Instant::now();
             upkeep(&state).await;
         }
         loop {
-            let free = permits.available_permits();
-            if free == 0 {
+            let free = permits.available_permits().min(pace.available());
+            if free < least.min(settings.max_in_flight as usize).max(1) {
                 break;
             }
             let claimed = match claim(&state, free as i64).await {
@@ -71,6 +79,7 @@ pub async fn run_sender(state: AppState, shutdown: CancellationToken) {
                 }
             };
             let full = claimed.len() == free;
+            pace.take(claimed.len());
             for delivery in claimed {
                 let Ok(permit) = permits.clone().try_acquire_owned() else { break };
                 let (state, finished) = (state.clone(), finished.clone());
@@ -88,6 +97,39 @@ pub async fn run_sender(state: AppState, shutdown: CancellationToken) {
     // Attempts in flight finish and are recorded (their claims would otherwise wait out the lease).
     drop(finished);
     let _ = tokio::time::timeout(settings.timeout() + Duration::from_secs(2), recorder).await;
+}
+
+/// `outbound_webhooks.max_deliveries_per_second`: a token bucket holding one poll interval's worth,
+/// so a draining backlog leaves the database and the cores to call handling. 0: no limit.
+struct Pace {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    filled_at: Instant,
+}
+
+impl Pace {
+    fn new(rate: u32, interval: Duration) -> Self {
+        let rate = f64::from(rate);
+        let burst = (rate * interval.as_secs_f64()).max(1.0);
+        Self { rate, burst, tokens: burst, filled_at: Instant::now() }
+    }
+
+    /// Deliveries that may start now.
+    fn available(&mut self) -> usize {
+        if self.rate == 0.0 {
+            return usize::MAX;
+        }
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.filled_at).as_secs_f64() * self.rate).min(self.burst);
+        self.filled_at = now;
+        self.tokens as usize
+    }
+
+    fn take(&mut self, started: usize) {
+        self.tokens -= started as f64;
+    }
 }
 
 /// Writes finished attempts, as many as have finished at once, then gives their permits back.

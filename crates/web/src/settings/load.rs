@@ -259,6 +259,12 @@ impl Settings {
                 1000.0,
             ),
             ("outbound_webhooks.max_in_flight", f64::from(outbound.max_in_flight), 1.0, 10_000.0),
+            (
+                "outbound_webhooks.max_deliveries_per_second",
+                f64::from(outbound.max_deliveries_per_second),
+                0.0,
+                100_000.0,
+            ),
             ("outbound_webhooks.poll_interval_ms", outbound.poll_interval_ms as f64, 10.0, 60_000.0),
         ] {
             if !(least..=most).contains(&value) {

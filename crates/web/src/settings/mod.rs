@@ -281,6 +281,9 @@ pub struct OutboundWebhookSettings {
     pub max_in_flight_per_endpoint: u32,
     /// Deliveries in flight per instance.
     pub max_in_flight: u32,
+    /// Deliveries one instance starts per second at most (0: no limit): a backlog drains at this
+    /// pace, leaving the database and the cores to call handling.
+    pub max_deliveries_per_second: u32,
     /// An endpoint that failed every attempt for this many days is disabled.
     pub disable_after_failing_days: f64,
     /// Seconds a rotated-out secret keeps signing beside the new one.
