@@ -588,8 +588,8 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(missing.is_empty(), "figures not produced: {missing:?}");
     anyhow::ensure!(
-        args.only.is_some() || (report.figures.len() == 14 && report.curves.len() == 4),
-        "expected 14 figures and 4 curves, got {} and {}",
+        args.only.is_some() || (report.figures.len() == 16 && report.curves.len() == 4),
+        "expected 16 figures and 4 curves, got {} and {}",
         report.figures.len(),
         report.curves.len()
     );
