@@ -7,15 +7,17 @@
 //! Each window reports call-start p50/p99, webhook lag, the servers' RSS, table sizes, slots held
 //! and queue depth. After the load stops and the work drains, the end-of-run invariants are
 //! checked: no slot leaked, no call left non-terminal, nobody dialled twice, RSS of the server that
-//! ran throughout within 10% of its size after warm-up, and the call-start p99 of the last stretch
-//! of windows within 1.5 times that of the first stretch after warm-up (stretches of five minutes
-//! in a long run: see [`Plan::stretch_windows`]). The run fails (non-zero exit) when one does not
-//! hold.
+//! ran throughout within 10% of its size after warm-up, and the call-start p95 of the last stretch
+//! of windows within 1.5 times (or 5 ms) of that of the first stretch after warm-up (stretches of
+//! five minutes in a long run: see [`Plan::stretch_windows`]). The run fails (non-zero exit) when
+//! one does not hold.
 //!
-//! The p99 comparison leaves out the starts the simulator refused first (its injected 429s): they
-//! are answered after Switchboard's retry delay of 100–200 ms by design, and at a 1% fault rate
-//! whether two or four of them land in a stretch's slowest 1% is chance, not drift. The windows'
-//! own p99 columns count every start.
+//! The drift comparison leaves out the starts the simulator refused first (its injected 429s): they
+//! are answered after Switchboard's retry delay of 100–200 ms by design. It compares p95, not p99:
+//! a two-minute stretch has 240 starts, so its p99 is its third-slowest start, and one stall of
+//! the shared machine decided it (ratios from 0.08 to 38 between runs of the same code); drift
+//! moves the slowest 5% too. The pooled p99s are still reported beside it, and the windows' own
+//! p99 columns count every start.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -65,9 +67,9 @@ struct Plan {
     kill_every: Duration,
     /// `webhook.retention_days`, as a duration.
     keep_webhooks: Duration,
-    /// Windows before the RSS and p99 references are taken.
+    /// Windows before the RSS and latency references are taken.
     warm_up_windows: usize,
-    /// Windows pooled for the p99 comparison of the first stretch with the last: five minutes of a
+    /// Windows pooled for the latency comparison of the first stretch with the last: five minutes of a
     /// long run. On a shared machine a single minute's p99 (its 4th-slowest request of 360) swings
     /// ten-fold from one minute to the next with no trend; five pooled minutes compare like with like.
     stretch_windows: usize,
@@ -285,23 +287,26 @@ pub async fn run(admin_url: &str, duration: Duration, out: &Path) -> anyhow::Res
         rows.len().saturating_sub(plan.stretch_windows).max(first_stretch.end.min(rows.len() - 1))
             ..rows.len();
     let refused = &stats.refusals_by_recipient;
-    let pooled = |range: std::ops::Range<usize>| {
+    let pooled = |range: std::ops::Range<usize>, p: f64| {
         let mut unrefused: Vec<f64> = window_starts[range]
             .iter()
             .flatten()
             .filter(|start| !refused.contains_key(&start.recipient))
             .map(|start| start.ms)
             .collect();
-        percentile(&mut unrefused, 99.0)
+        percentile(&mut unrefused, p)
     };
-    let (first_p99, last_p99) = (pooled(first_stretch.clone()), pooled(last_stretch.clone()));
+    let (first_p95, last_p95) = (pooled(first_stretch.clone(), 95.0), pooled(last_stretch.clone(), 95.0));
+    let (first_p99, last_p99) = (pooled(first_stretch.clone(), 99.0), pooled(last_stretch.clone(), 99.0));
     let mut refused_ms: Vec<f64> = window_starts
         .iter()
         .flatten()
         .filter(|start| refused.contains_key(&start.recipient))
         .map(|start| start.ms)
         .collect();
-    let p99_ratio = last_p99 / first_p99;
+    let p95_ratio = last_p95 / first_p95;
+    // Drift, not noise: 1.5 times, or 5 ms (a fast first stretch would make a few ms a failure).
+    let p95_held = last_p95 <= (1.5 * first_p95).max(first_p95 + 5.0);
     let seconds = |range: &std::ops::Range<usize>| {
         let window = plan.window.as_secs() as usize;
         format!("{}–{} s", range.start * window, range.end * window)
@@ -343,14 +348,16 @@ pub async fn run(admin_url: &str, duration: Duration, out: &Path) -> anyhow::Res
         },
         Invariant {
             name: format!(
-                "call-start p99 of the last stretch ({}) over the first after warm-up ({}), at most 1.5 (starts Bolna refused first left out: {}, p50 {:.1} ms)",
+                "call-start p95 of the last stretch ({}) over the first after warm-up ({}), at most 1.5 or 5 ms more (starts Bolna refused first left out: {}, p50 {:.1} ms)",
                 seconds(&last_stretch),
                 seconds(&first_stretch),
                 refused_ms.len(),
                 percentile(&mut refused_ms, 50.0)
             ),
-            value: format!("{p99_ratio:.2} ({last_p99:.1} ms / {first_p99:.1} ms)"),
-            held: p99_ratio <= 1.5,
+            value: format!(
+                "{p95_ratio:.2} ({last_p95:.1} ms / {first_p95:.1} ms; p99 {last_p99:.1} ms / {first_p99:.1} ms)"
+            ),
+            held: p95_held,
         },
     ];
     let held = invariants.iter().all(|i| i.held);
