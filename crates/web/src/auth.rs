@@ -17,6 +17,13 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct AuthenticatedUser(pub User);
 
+impl AuthenticatedUser {
+    /// Who acted, for the audit log: `user:` and the user's id.
+    pub fn actor(&self) -> String {
+        format!("user:{}", self.0.id)
+    }
+}
+
 /// The operator: an admin token was presented.
 #[derive(Debug, Clone)]
 pub struct Admin {

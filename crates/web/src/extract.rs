@@ -5,7 +5,14 @@ use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use futures::StreamExt;
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, FieldError};
+
+/// A path parameter that must be a uuid: 422 naming it otherwise.
+pub fn parse_uuid(name: &str, text: &str) -> Result<uuid::Uuid, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::validation(vec![FieldError { field: name.to_owned(), message: "must be a uuid".into() }])
+    })
+}
 
 /// A JSON body that could not be read: 413 when too large, 415 for another content type,
 /// 400 for syntax errors, 422 when well-formed JSON has the wrong shape.

@@ -4,7 +4,6 @@
 //! and again at every attempt by the sender's resolver (DNS can change between the two).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -108,12 +107,6 @@ impl Resolve for PublicOnlyResolver {
             }
             Ok(Box::new(addresses.into_iter()) as Addrs)
         })
-    }
-}
-
-impl PublicOnlyResolver {
-    pub fn shared(self) -> Arc<Self> {
-        Arc::new(self)
     }
 }
 

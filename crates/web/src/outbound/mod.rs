@@ -52,7 +52,9 @@ impl OutboundContext {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout())
             .connect_timeout(settings.timeout().min(std::time::Duration::from_secs(5)))
-            .dns_resolver(destination::PublicOnlyResolver { allow_private: policy.allow_private }.shared())
+            .dns_resolver(std::sync::Arc::new(destination::PublicOnlyResolver {
+                allow_private: policy.allow_private,
+            }))
             .pool_max_idle_per_host(settings.max_in_flight_per_endpoint as usize)
             .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;

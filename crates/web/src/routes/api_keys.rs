@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::call_input::field;
 use crate::auth::{Admin, AuthenticatedUser};
-use crate::extract::read_json;
+use crate::extract::{parse_uuid, read_json};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -102,10 +102,6 @@ impl CreateApiKeyRequest {
     }
 }
 
-fn parse_uuid(name: &str, text: &str) -> Result<uuid::Uuid, ApiError> {
-    text.parse().map_err(|_| ApiError::validation(vec![field(name, "must be a uuid")]))
-}
-
 async fn issue(
     state: &AppState,
     user: UserId,
@@ -158,10 +154,6 @@ async fn revoke(state: &AppState, user: UserId, key_id: &str, actor: &str) -> Re
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn user_actor(user: UserId) -> String {
-    format!("user:{user}")
-}
-
 /// Issue an API key for yourself; its text is shown once.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
     responses((status = 201, body = CreatedApiKey), (status = 409, description = "Too many keys (`too_many_api_keys`)"),
@@ -174,7 +166,7 @@ pub async fn create_own(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&request, payload, state.settings.server.max_body_bytes).await?;
-    issue(&state, user.0.id, &user_actor(user.0.id), body).await
+    issue(&state, user.0.id, &user.actor(), body).await
 }
 
 /// Your API keys that are not revoked, oldest first.
@@ -195,7 +187,7 @@ pub async fn revoke_own(
     state: web::Data<AppState>,
     key_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    revoke(&state, user.0.id, &key_id, &user_actor(user.0.id)).await
+    revoke(&state, user.0.id, &key_id, &user.actor()).await
 }
 
 /// Issue an API key for a user (audited); its text is shown once.

@@ -10,7 +10,6 @@ use call_service::outbound_webhooks::{
     DeliveryRecord, DeliveryStatus, EndpointChange, EndpointRecord, NewEndpoint, OutgoingMessage,
     RetryOutcome, EVENT_TYPES, MAX_ENDPOINTS_PER_USER, PING,
 };
-use call_service::UserId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::call_input::field;
 use crate::auth::AuthenticatedUser;
-use crate::extract::{read_json, PageSize, PatchField};
+use crate::extract::{parse_uuid, read_json, PageSize, PatchField};
 use crate::outbound::{check_destination, message_body, EndpointSecret, SecretSealer};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
@@ -268,16 +267,8 @@ fn new_secret(sealer: &SecretSealer) -> Result<(EndpointSecret, Vec<u8>), ApiErr
     Ok((secret, sealed))
 }
 
-fn parse_id(text: &str) -> Result<uuid::Uuid, ApiError> {
-    text.parse().map_err(|_| ApiError::validation(vec![field("id", "must be a uuid")]))
-}
-
 fn no_endpoint() -> ApiError {
     ApiError::not_found("no such webhook endpoint")
-}
-
-fn actor(user: UserId) -> String {
-    format!("user:{user}")
 }
 
 /// Add an endpoint; its secret is shown in this answer only.
@@ -314,8 +305,7 @@ pub async fn create(
         ));
     };
     let details = json!({"endpoint_id": record.id, "url": record.url, "events": record.events});
-    record_audit(&mut tx, &actor(user.0.id), "create_webhook_endpoint", Some(user.0.id.into()), details)
-        .await?;
+    record_audit(&mut tx, &user.actor(), "create_webhook_endpoint", Some(user.0.id.into()), details).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(EndpointWithSecret { endpoint: record.into(), secret: secret.reveal() }))
 }
@@ -338,7 +328,7 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_uuid("id", &id)?;
     let mut conn = state.pool.acquire().await?;
     let record = get_endpoint(&mut conn, user.0.id, id).await?.ok_or_else(no_endpoint)?;
     Ok(HttpResponse::Ok().json(WebhookEndpoint::from(record)))
@@ -356,7 +346,7 @@ pub async fn update(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_uuid("id", &id)?;
     let body: UpdateWebhookEndpointRequest =
         read_json(&request, payload, state.settings.server.max_body_bytes).await?;
     let mut errors = Vec::new();
@@ -377,8 +367,7 @@ pub async fn update(
     let mut tx = state.pool.begin().await?;
     let record = update_endpoint(&mut tx, user.0.id, id, change).await?.ok_or_else(no_endpoint)?;
     let details = json!({"endpoint_id": record.id, "url": record.url, "events": record.events, "disabled": record.disabled});
-    record_audit(&mut tx, &actor(user.0.id), "update_webhook_endpoint", Some(user.0.id.into()), details)
-        .await?;
+    record_audit(&mut tx, &user.actor(), "update_webhook_endpoint", Some(user.0.id.into()), details).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(WebhookEndpoint::from(record)))
 }
@@ -392,14 +381,14 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_uuid("id", &id)?;
     let mut tx = state.pool.begin().await?;
     if !delete_endpoint(&mut tx, user.0.id, id).await? {
         return Err(no_endpoint());
     }
     record_audit(
         &mut tx,
-        &actor(user.0.id),
+        &user.actor(),
         "delete_webhook_endpoint",
         Some(user.0.id.into()),
         json!({"endpoint_id": id}),
@@ -419,7 +408,7 @@ pub async fn rotate_secret(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_uuid("id", &id)?;
     let (secret, sealed) = new_secret(sealer(&state)?)?;
     let overlap = chrono::Duration::from_std(state.settings.outbound_webhooks.rotation_overlap())
         .map_err(|e| ApiError::internal(e.into()))?;
@@ -428,14 +417,8 @@ pub async fn rotate_secret(
         .await?
         .ok_or_else(no_endpoint)?;
     let details = json!({"endpoint_id": id, "previous_secret_expires_at": record.previous_secret_expires_at});
-    record_audit(
-        &mut tx,
-        &actor(user.0.id),
-        "rotate_webhook_endpoint_secret",
-        Some(user.0.id.into()),
-        details,
-    )
-    .await?;
+    record_audit(&mut tx, &user.actor(), "rotate_webhook_endpoint_secret", Some(user.0.id.into()), details)
+        .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(EndpointWithSecret { endpoint: record.into(), secret: secret.reveal() }))
 }
@@ -449,7 +432,7 @@ pub async fn test(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_uuid("id", &id)?;
     let user_id = user.0.id;
     let mut tx = state.pool.begin().await?;
     let endpoint = get_endpoint(&mut tx, user_id, id).await?.ok_or_else(no_endpoint)?;
@@ -486,7 +469,7 @@ pub async fn deliveries(
     id: web::Path<String>,
     query: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_uuid("id", &id)?;
     let query = query.into_inner();
     let mut errors = Vec::new();
     let status = match query.status.as_deref() {
@@ -529,7 +512,7 @@ pub async fn retry(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, delivery) = path.into_inner();
-    let id = parse_id(&id)?;
+    let id = parse_uuid("id", &id)?;
     let delivery = delivery
         .parse::<i64>()
         .ok()
@@ -561,7 +544,7 @@ pub async fn replay(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_uuid("id", &id)?;
     let body: ReplayRequest = read_json(&request, payload, state.settings.server.max_body_bytes).await?;
     let since = DateTime::parse_from_rfc3339(body.since.trim()).map(|at| at.to_utc()).map_err(|_| {
         ApiError::validation(vec![field("since", "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z")])
@@ -569,8 +552,7 @@ pub async fn replay(
     let mut tx = state.pool.begin().await?;
     let armed = replay_since(&mut tx, user.0.id, id, since).await?.ok_or_else(no_endpoint)?;
     let details = json!({"endpoint_id": id, "since": since, "deliveries": armed});
-    record_audit(&mut tx, &actor(user.0.id), "replay_webhook_endpoint", Some(user.0.id.into()), details)
-        .await?;
+    record_audit(&mut tx, &user.actor(), "replay_webhook_endpoint", Some(user.0.id.into()), details).await?;
     tx.commit().await?;
     Ok(HttpResponse::Accepted().json(ReplayAccepted { deliveries: armed }))
 }
